@@ -1,0 +1,70 @@
+"""`build_model`: input → preprocessing → backbone → head → dropout → classifier.
+
+The parts are named ("preprocess", "backbone", "head", "dropout", "classifier") so that
+stages can freeze them by name.
+"""
+
+from __future__ import annotations
+
+from kadvisor.errors import ModelError
+from kadvisor.registry import HEADS
+
+
+def is_pretrained(recipe) -> bool:
+    """True when the backbone starts from learned weights rather than random ones."""
+    return recipe.model.weights != "none"
+
+
+def build_model(recipe, num_classes: int, input_shape: tuple[int, int, int]):
+    """Builds the (uncompiled) classifier the recipe describes.
+
+    Args:
+        recipe: A `kadvisor.recipe.Recipe`.
+        num_classes: Size of the softmax output.
+        input_shape: (height, width, channels) of the pipeline's images (0–255 floats).
+
+    Returns:
+        A functional `keras.Model` named after the recipe.
+
+    Raises:
+        ModelError: for a backbone/weights/head/feature-layer problem.
+    """
+    import keras
+
+    from kadvisor.models.backbones import build_backbone
+    from kadvisor.models.preprocess import ImagePreprocessing
+
+    m = recipe.model
+    backbone, spec = build_backbone(
+        m.backbone, tuple(input_shape), m.weights, m.feature_layer or _default_layer(recipe, spec_of(m.backbone)), m.width
+    )
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = ImagePreprocessing(spec.preprocess, name="preprocess")(inputs)
+    # A pretrained backbone runs its BatchNormalization in inference mode even while
+    # fine-tuning: updating ImageNet statistics from small batches ruins them.
+    x = backbone(x, training=False) if is_pretrained(recipe) else backbone(x)
+    try:
+        head = HEADS.get(m.head)(recipe)
+    except KeyError as e:
+        raise ModelError(f"model.head: {e.args[0]}") from None
+    x = head(x)
+    if m.dropout > 0:
+        x = keras.layers.Dropout(m.dropout, name="dropout")(x)
+    # float32 output keeps the softmax and the loss stable under mixed precision.
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=recipe.name)
+
+
+def spec_of(name: str):
+    """Returns the registered `BackboneSpec` of a backbone name."""
+    from kadvisor.registry import BACKBONES
+
+    try:
+        return BACKBONES.get(name)
+    except KeyError as e:
+        raise ModelError(f"model.backbone: {e.args[0]}") from None
+
+
+def _default_layer(recipe, spec) -> str:
+    # Bilinear heads pool the last convolution (before its pooling), e.g. VGG16 conv5_3.
+    return spec.default_feature_layer if recipe.model.head != "gap" else ""
