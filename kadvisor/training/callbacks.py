@@ -1,0 +1,88 @@
+"""Callbacks kadvisor adds to Keras's own (EarlyStopping, TerminateOnNaN,
+ReduceLROnPlateau): a durable history writer and an atomic best-model checkpoint."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+
+from kadvisor.rundir import append_history_row, save_model_atomic
+
+
+class HistoryLogger(keras.callbacks.Callback):
+    """Writes each epoch's logs plus ``lr``, ``stage`` and ``seconds`` to history.csv.
+
+    Like `keras.callbacks.CSVLogger` (same columns, epochs counted from 0), but each
+    row is fsynced before training goes on, a kill mid-write cannot corrupt the file
+    (see `kadvisor.rundir.append_history_row`), and the extra columns are added to
+    the row only — not to the shared logs, where a string would break the progress bar.
+
+    Args:
+        path: The history file (appended to, so stages and resumes continue it).
+        stage: Name of the current stage, written in the ``stage`` column.
+    """
+
+    def __init__(self, path, stage: str):
+        super().__init__()
+        self.path, self.stage = path, stage
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch}
+        for key, value in (logs or {}).items():
+            if key not in ("learning_rate", "lr"):  # ReduceLROnPlateau's copy of lr
+                row[key] = float(value)
+        # The rate in effect at the end of the epoch (schedules move within epochs).
+        row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["stage"] = self.stage
+        row["seconds"] = round(time.perf_counter() - self._start, 3)
+        append_history_row(self.path, row)
+
+
+class BestModelSaver(keras.callbacks.Callback):
+    """Keeps the best model so far in a file, replaced atomically.
+
+    Unlike `keras.callbacks.ModelCheckpoint`, a process killed while saving leaves the
+    previous best model intact. One instance is shared by all stages so "best" means
+    best over the whole run.
+
+    Args:
+        path: Where to save (``model.keras``).
+        monitor: Quantity to watch; direction inferred from its name.
+        save_best_only: False keeps the last epoch's model instead.
+        backbone_path: Also save the backbone's weights here (for transfer to later runs).
+    """
+
+    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = True, backbone_path=None):
+        super().__init__()
+        self.path, self.monitor, self.save_best_only = path, monitor, save_best_only
+        self.backbone_path = backbone_path
+        self.higher_is_better = higher_is_better(monitor)
+        self.best = -math.inf if self.higher_is_better else math.inf
+        self.best_epoch: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        improved = value is not None and math.isfinite(value) and (
+            value > self.best if self.higher_is_better else value < self.best
+        )
+        if improved:
+            self.best, self.best_epoch = float(value), epoch
+        if improved or not self.save_best_only:
+            self.save()
+
+    def save(self):
+        save_model_atomic(self.model, self.path)
+        if self.backbone_path is not None:
+            save_model_atomic(self.model.get_layer("backbone"), self.backbone_path)
+
+
+def higher_is_better(metric: str) -> bool:
+    """Infers the direction of a metric from its name (loss/error go down)."""
+    name = metric.removeprefix("val_").lower()
+    return not any(word in name for word in ("loss", "error", "mae", "mse", "crossentropy", "hinge"))
