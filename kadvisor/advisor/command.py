@@ -1,0 +1,123 @@
+"""``kadvisor diagnose``: the command body, called by `kadvisor.cli`.
+
+    diagnose_command(target, fmt="text", plot=None, apply=None, action=1,
+                     recipe=None, echo=print, colour=False) -> int
+
+does all the work and returns the exit code (0); bad input raises `KadvisorError`
+subclasses (`InputError`, `RecipeError`) for the CLI to print as one line. It never
+imports TensorFlow or Keras.
+
+For a run directory it also writes ``diagnosis.json`` there (atomically). With
+``apply``, the recipe — ``recipe`` if given (the user's original file keeps their
+comments best), else ``RUN_DIR/recipe.toml`` — is written to ``apply`` with action
+number ``action`` (1 = the top action) patched in, and a unified diff is echoed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Callable
+
+from kadvisor import rundir
+from kadvisor.advisor.actions import concretize
+from kadvisor.advisor.engine import Diagnosis, diagnose
+from kadvisor.advisor.inputs import read_recipe_dict, read_target
+from kadvisor.advisor.report import FORMATS, describe_action, numbered_actions, render
+from kadvisor.errors import InputError, RecipeError
+
+
+def apply_action(d: Diagnosis, recipe_path: str, out_path: str, number: int = 1) -> tuple[str, str]:
+    """Writes ``recipe_path`` with action ``number`` applied to ``out_path``.
+
+    Returns:
+        (description of the applied change, unified diff).
+
+    Raises:
+        InputError: If there is no such action or the recipe cannot be read.
+        RecipeError: If the written recipe does not validate.
+    """
+    from kadvisor.recipe.patch import apply_patch_to_toml
+
+    try:
+        with open(recipe_path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise InputError(f"{recipe_path}: cannot read ({exc.strerror or exc})") from None
+    current = read_recipe_dict(recipe_path)
+    # Recompute the change against *this* recipe (it may differ from the run's).
+    choices = []
+    for finding, act in numbered_actions(d):
+        # Already concrete when the run knew its recipe; else compute it for this one.
+        concrete = act if act.change else concretize(act, current)
+        if concrete is not None:
+            choices.append((finding, concrete))
+    if not choices:
+        raise InputError("no action to apply: the diagnosis found nothing to change in this recipe")
+    if not 1 <= number <= len(choices):
+        raise InputError(f"--action must be between 1 and {len(choices)}, got {number}")
+    finding, act = choices[number - 1]
+    try:
+        new_text = apply_patch_to_toml(text, act.patch, comment=f"kadvisor diagnose: {finding.rule}")
+    except ValueError as exc:
+        raise RecipeError(f"{recipe_path}: {exc}") from None
+    from kadvisor.recipe import recipe_from_text
+
+    recipe_from_text(new_text, out_path)  # raises RecipeError if the result is invalid
+    rundir.write_text_atomic(out_path, new_text)
+    diff = "".join(difflib.unified_diff(
+        text.splitlines(keepends=True), new_text.splitlines(keepends=True), recipe_path, out_path))
+    return f"{finding.rule}: {describe_action(act)}", diff
+
+
+def diagnose_command(
+    target: str,
+    fmt: str = "text",
+    plot: str | None = None,
+    apply: str | None = None,
+    action: int = 1,
+    recipe: str | None = None,
+    echo: Callable[[str], None] = print,
+    colour: bool = False,
+) -> int:
+    """Runs ``kadvisor diagnose TARGET``.
+
+    Args:
+        target: Run directory, CSVLogger file or History JSON.
+        fmt: ``"text"``, ``"json"`` or ``"markdown"``.
+        plot: Write the annotated curves to this image file.
+        apply: Write the patched recipe here.
+        action: Which action to apply (1 = top-ranked).
+        recipe: Recipe file to patch (and to read current values from) instead of the
+            run directory's ``recipe.toml``.
+        echo: Prints one block of text (the CLI passes ``click.echo``).
+        colour: ANSI colours in the text report (the CLI passes "stdout is a TTY").
+
+    Returns:
+        The exit code, 0.
+
+    Raises:
+        InputError: Unreadable target, unknown format, nothing to apply.
+        RecipeError: The patched recipe does not validate.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+    run = read_target(target)
+    if recipe is not None:
+        run.recipe = read_recipe_dict(recipe)
+        run.recipe_path = recipe
+    d = diagnose(run)
+    echo(render(d, fmt, colour=colour and fmt == "text"))
+    if run.run_dir is not None:
+        rundir.write_text_atomic(os.path.join(run.run_dir, rundir.DIAGNOSIS), d.to_json() + "\n")
+    if plot:
+        from kadvisor.advisor.plot import plot_diagnosis
+
+        plot_diagnosis(d, plot)
+    if apply:
+        if run.recipe_path is None:
+            raise InputError("--apply needs a recipe: diagnose a run directory or pass --recipe FILE")
+        what, diff = apply_action(d, run.recipe_path, apply, action)
+        if fmt == "text":
+            echo(f"applied {what}\n{diff}".rstrip())
+    return 0

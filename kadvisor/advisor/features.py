@@ -1,0 +1,141 @@
+"""`RunFeatures`: the curves of one run, oriented and measured once for all rules.
+
+Rules never parse column names themselves: they read ``loss``/``val_loss`` and the main
+metric in *error form* — a lower-is-better, non-negative curve (``1 - accuracy`` for a
+[0, 1] metric where higher is better, the negated value for other higher-is-better
+metrics, the value itself for losses and errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from kadvisor.advisor import curves as C
+from kadvisor.advisor.inputs import Run
+
+
+def is_unit_metric(name: str, *columns: np.ndarray | None) -> bool:
+    """Whether ``name`` is higher-is-better with every value in [0, 1] (accuracy, dice)."""
+    values = np.concatenate([C.finite(c) for c in columns if c is not None] or [np.zeros(0)])
+    return bool(C.higher_is_better(name) and values.size and values.min() >= 0 and values.max() <= 1)
+
+
+def error_form(values: np.ndarray, name: str, unit: bool) -> np.ndarray:
+    """Orients a metric so that lower is better (``1 - x`` for a [0, 1] metric where
+    higher is better, ``-x`` for other higher-is-better metrics)."""
+    x = np.asarray(values, dtype=float)
+    if not C.higher_is_better(name):
+        return x
+    return 1.0 - x if unit else -x
+
+
+@dataclass
+class RunFeatures:
+    """Curves of a run plus cached measurements.
+
+    Attributes:
+        run: The run read from disk or memory.
+        loss: Training loss, or None.
+        val_loss: Validation loss, or None.
+        metric: Name of the main training metric, or None.
+        train_err: That metric in error form, or None.
+        val_err: Its validation twin in error form, or None.
+        lr: Learning rate per epoch, or None.
+        stage: Stage name per epoch, or None.
+    """
+
+    run: Run
+    loss: np.ndarray | None = None
+    val_loss: np.ndarray | None = None
+    metric: str | None = None
+    train_err: np.ndarray | None = None
+    val_err: np.ndarray | None = None
+    lr: np.ndarray | None = None
+    stage: list[str] | None = None
+    bounded: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_run(cls, run: Run) -> "RunFeatures":
+        """Picks the columns the rules read out of ``run``."""
+        cols = run.columns
+        f = cls(run=run)
+        f.loss = cols.get("loss")
+        f.val_loss = cols.get("val_loss")
+        if f.loss is None:  # multi-output logs without a total: first *_loss column
+            losses = [c for c in cols if c.endswith("loss") and not c.startswith("val_")]
+            if losses:
+                f.loss = cols[losses[0]]
+                f.val_loss = cols.get("val_" + losses[0])
+        f.metric = C.pick_metric(cols)
+        if f.metric is not None:
+            val = cols.get("val_" + f.metric)
+            f.bounded = is_unit_metric(f.metric, cols[f.metric], val)
+            f.train_err = error_form(cols[f.metric], f.metric, f.bounded)
+            if val is not None:
+                f.val_err = error_form(val, f.metric, f.bounded)
+        for name in C.LR_COLUMNS:
+            if name in cols:
+                f.lr = cols[name]
+                break
+        if "stage" in run.text:
+            f.stage = run.text["stage"]
+        elif "stage" in cols:
+            f.stage = [str(int(v)) if np.isfinite(v) else "" for v in cols["stage"]]
+        return f
+
+    @property
+    def n(self) -> int:
+        """Number of epochs."""
+        return self.run.length
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether any validation curve has a finite value."""
+        return any(v is not None and np.isfinite(v).any() for v in (self.val_loss, self.val_err))
+
+    def epoch_label(self, index: int) -> int:
+        """The epoch number as logged for a 0-based index (Keras logs count from 0)."""
+        epochs = self.run.epochs
+        if epochs is not None and 0 <= index < len(epochs) and np.isfinite(epochs[index]):
+            return int(epochs[index])
+        return int(index)
+
+    def val_curves(self) -> list[tuple[str, np.ndarray]]:
+        """The validation curves in lower-is-better form, loss first."""
+        out = []
+        if self.val_loss is not None and np.isfinite(self.val_loss).sum() >= 2:
+            out.append(("val_loss", self.val_loss))
+        if self.val_err is not None and np.isfinite(self.val_err).sum() >= 2:
+            out.append((f"val_{self.metric}", self.val_err))
+        return out
+
+    @cached_property
+    def loss_trend(self) -> np.ndarray | None:
+        """Trend of the training loss."""
+        return None if self.loss is None else C.trend(self.loss)
+
+    @cached_property
+    def val_loss_trend(self) -> np.ndarray | None:
+        """Trend of the validation loss."""
+        return None if self.val_loss is None else C.trend(self.val_loss)
+
+    def progress_epoch(self, values: np.ndarray, tolerance: float) -> int:
+        """Last epoch index where the trend of ``values`` made real progress.
+
+        A new best counts only if it beats the previous counted best by more than
+        ``tolerance`` × the curve's `curves.level`, so a flat tail creeping down by
+        noise does not count as improving.
+        """
+        t = C.trend(values)
+        if t.size == 0:
+            return 0
+        step = tolerance * C.level(values)
+        best, at = t[0], 0
+        for i in range(1, t.size):
+            if t[i] < best - step:
+                best, at = t[i], i
+        return at

@@ -1,0 +1,114 @@
+"""The ``[advisor]`` recipe section: thresholds of `kadvisor diagnose` and live advice.
+
+Every threshold is a number a practitioner reading the curves would defend; the help
+text says what it means. `kadvisor.advisor` reads them as a plain dict
+(`advisor_defaults`), so the advisor works without a recipe too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from kadvisor.recipe.fields import between, ge, gt, option
+
+
+@dataclass
+class AdvisorSection:
+    """Advisor settings: rule thresholds, live advice during fit."""
+
+    live: bool = option(True, "evaluate cheap rules at every epoch end during fit")
+    stop_on: list[str] = option([], "findings that stop training when they fire live")
+    min_epochs: int = option(
+        8, "runs shorter than this are not judged for plateau, still_improving, "
+        "slow_convergence", ge(2),
+    )
+    diverge_ratio: float = option(
+        1.5, "diverged: final training loss is this many times its first value", gt(1),
+    )
+    diverge_jump: float = option(
+        10.0, "diverged: training loss jumps this many times above its best and stays "
+        "above a third of that", gt(1),
+    )
+    unstable_spikes: int = option(
+        2, "unstable: at least this many training-loss spikes", ge(1),
+    )
+    spike_rise: float = option(
+        0.5, "a spike: training loss rises this fraction of its previous value (and a "
+        "tenth of its range) in one epoch, then falls back", gt(0),
+    )
+    stall_drop: float = option(
+        0.05, "stalled: training loss fell less than this fraction of its first value",
+        between(0, 1),
+    )
+    underfit_drop: float = option(
+        0.25, "underfitting: training loss fell less than this fraction over the run "
+        "and validation is close to training", between(0, 1),
+    )
+    close_gap: float = option(
+        0.25, "validation is 'close to' training when the final losses differ by less "
+        "than this fraction of the training loss", gt(0),
+    )
+    overfit_rise: float = option(
+        0.1, "overfitting: validation loss trend rose this fraction of its range above "
+        "its minimum while training loss kept falling", gt(0),
+    )
+    overfit_gap: float = option(
+        0.1, "overfitting: a train-validation gap of the [0, 1] metric this large "
+        "that grew by half of it since the best epoch", gt(0),
+    )
+    improve_tail: float = option(
+        0.2, "fraction of the last epochs read for still_improving and slopes",
+        between(0.05, 0.5),
+    )
+    improve_min: float = option(
+        0.03, "still_improving: validation improved at least this fraction of its "
+        "level over the tail, and more than its average epoch-to-epoch zig-zag", gt(0),
+    )
+    plateau_at: float = option(
+        0.6, "plateau: validation stopped improving before this fraction of the run",
+        between(0, 1),
+    )
+    plateau_tolerance: float = option(
+        0.02, "an improvement smaller than this fraction of the level does not count "
+        "as progress", ge(0),
+    )
+    noise_level: float = option(
+        0.03, "noisy_validation: validation zig-zags by this fraction of its level "
+        "per epoch on average", gt(0),
+    )
+    linear_r2: float = option(
+        0.9, "slow_convergence: training loss is a straight line this well (R^2)",
+        between(0, 1),
+    )
+    val_better_fraction: float = option(
+        0.75, "val_better_than_train: validation beats training on this fraction of "
+        "epochs", between(0.5, 1),
+    )
+    imbalance_ratio: float = option(
+        3.0, "class_imbalance: largest/smallest training class count", gt(1),
+    )
+    few_per_class: int = option(
+        150, "train_from_scratch_small_data: fewer training images per class than "
+        "this", gt(0),
+    )
+    fine_grained_classes: int = option(
+        50, "low_resolution: a task with at least this many classes is fine-grained",
+        gt(1),
+    )
+    min_resolution: int = option(
+        224, "low_resolution: fine-grained tasks want at least this input size", gt(0),
+    )
+    bilinear_resolution: int = option(
+        448, "low_resolution: bilinear heads want at least this input size", gt(0),
+    )
+
+
+def advisor_defaults() -> dict:
+    """Returns every ``[advisor]`` field with its default value, as a plain dict."""
+    return dataclasses.asdict(AdvisorSection())
+
+
+def advisor_help() -> dict[str, str]:
+    """Returns field name → one-line help text (used by the docs and reports)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(AdvisorSection)}

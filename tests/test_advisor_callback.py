@@ -1,0 +1,47 @@
+"""Tests of live advice (AdvisorCallback) and of the lazy, TensorFlow-free import."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def test_import_advisor_does_not_import_tensorflow_or_keras():
+    code = ("import sys, kadvisor.advisor, kadvisor.advisor.command; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+class FakeModel:
+    stop_training = False
+
+
+def test_callback_warns_once_and_stops_on_request():
+    pytest.importorskip("keras")
+    from kadvisor.advisor import AdvisorCallback
+
+    lines = []
+    cb = AdvisorCallback(stop_on=["diverged"], printer=lines.append)
+    cb.set_model(FakeModel()) if hasattr(cb, "set_model") else None
+    cb._model = FakeModel()
+    losses = [1.0, 0.8, 0.7, float("nan"), float("nan")]
+    for epoch, loss in enumerate(losses):
+        cb.on_epoch_end(epoch, {"loss": loss, "val_loss": loss})
+    warnings = [l for l in lines if l.startswith("advisor: diverged")]
+    assert len(warnings) == 1 and "epoch 3" in warnings[0]
+    assert cb.model.stop_training is True
+
+
+def test_callback_does_not_stop_on_unlisted_findings():
+    pytest.importorskip("keras")
+    from kadvisor.advisor import AdvisorCallback
+
+    lines = []
+    cb = AdvisorCallback(printer=lines.append)
+    cb._model = FakeModel()
+    for epoch in range(4):
+        cb.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1), "val_loss": float("inf") if epoch == 3 else 1.0})
+    assert any("diverged" in l for l in lines)
+    assert cb.model.stop_training is False

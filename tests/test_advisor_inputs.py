@@ -1,0 +1,108 @@
+"""Tests of the advisor's readers: every input format and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kadvisor.advisor import diagnose
+from kadvisor.advisor.inputs import read_target
+from kadvisor.errors import InputError
+
+ROWS = [(0, 0.5, 1.2, 0.55, 1.1), (1, 0.7, 0.8, 0.65, 0.9), (2, 0.8, 0.5, 0.7, 0.8)]
+
+
+def write(tmp_path, name, text, mode="w"):
+    path = tmp_path / name
+    if mode == "wb":
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8", newline="")
+    return str(path)
+
+
+@pytest.mark.parametrize("sep", [",", "\t", ";"])
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r\n\r\n"])
+def test_csvlogger_separators_and_line_endings(tmp_path, sep, eol):
+    header = sep.join(["epoch", "acc", "loss", "val_acc", "val_loss"])
+    body = eol.join(sep.join(str(v) for v in row) for row in ROWS)
+    run = read_target(write(tmp_path, "log.csv", header + eol + body + eol))
+    assert run.length == 3
+    np.testing.assert_allclose(run.columns["val_loss"], [1.1, 0.9, 0.8])
+    np.testing.assert_allclose(run.epochs, [0, 1, 2])
+
+
+def test_nan_inf_and_missing_cells(tmp_path):
+    text = "epoch,loss,val_loss\n0,1.0,1.1\n1,nan,\n2,inf,-inf\n"
+    run = read_target(write(tmp_path, "log.csv", text))
+    assert np.isnan(run.columns["loss"][1]) and np.isinf(run.columns["loss"][2])
+    assert run.nonfinite == {"loss": 1, "val_loss": 2}
+    assert diagnose(run).findings[0].rule == "diverged"
+
+
+def test_missing_validation_and_learning_rate_columns(tmp_path):
+    text = "epoch,accuracy,learning_rate,loss\n" + "\n".join(
+        f"{i},{0.5 + i / 40},{1e-3},{1 / (i + 1)}" for i in range(12))
+    run = read_target(write(tmp_path, "log.csv", text))
+    assert "learning_rate" in run.columns and "val_loss" not in run.columns
+    d = diagnose(run)
+    assert any(u.rule == "overfitting" and "no validation" in u.summary for u in d.undecided)
+
+
+@pytest.mark.parametrize("metric", ["acc", "accuracy", "categorical_accuracy", "auc", "dice_coef", "iou", "mae"])
+def test_metric_direction(metric):
+    from kadvisor.advisor.curves import higher_is_better
+
+    assert higher_is_better(metric) == (metric != "mae")
+    assert higher_is_better("val_" + metric) == (metric != "mae")
+
+
+def test_history_json_and_list_of_records(tmp_path):
+    hist = {"loss": [1.0, 0.5, None], "val_loss": [1.1, 0.6, 0.5], "stage": ["head", "head", "all"]}
+    run = read_target(write(tmp_path, "h.json", json.dumps({"history": hist})))
+    assert np.isnan(run.columns["loss"][2]) and run.text["stage"][2] == "all"
+    records = [{"loss": 1.0, "val_loss": 1.2}, {"loss": 0.8, "val_loss": 1.0}]
+    run = read_target(write(tmp_path, "r.json", json.dumps(records)))
+    np.testing.assert_allclose(run.columns["loss"], [1.0, 0.8])
+
+
+def test_history_json_with_nan_constant(tmp_path):
+    run = read_target(write(tmp_path, "h.json", '{"loss": [1.0, NaN, Infinity]}'))
+    assert run.nonfinite == {"loss": 1}
+
+
+def test_run_directory_reads_recipe_data_metrics(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss,stage\n0,1,1,head\n1,0.5,0.6,head\n")
+    (tmp_path / "recipe.toml").write_text('[model]\nweights = "none"\n')
+    (tmp_path / "data.json").write_text('{"num_classes": 2}')
+    (tmp_path / "metrics.json").write_text('{"best_epoch": 1}')
+    run = read_target(str(tmp_path))
+    assert run.recipe == {"model": {"weights": "none"}}
+    assert run.data["num_classes"] == 2 and run.metrics["best_epoch"] == 1
+    assert run.text["stage"] == ["head", "head"]
+
+
+@pytest.mark.parametrize("content", [
+    "", "\n\n\r\n", "hello", "1,2,3\n4,5,6\n", "epoch\n0\n1\n", "{not json", "[]", '{"loss": 3}',
+    "<html><body>x</body></html>",
+])
+def test_garbage_is_a_one_line_input_error(tmp_path, content):
+    with pytest.raises(InputError) as info:
+        read_target(write(tmp_path, "bad.csv", content))
+    assert "\n" not in str(info.value)
+
+
+def test_binary_file_and_missing_path(tmp_path):
+    with pytest.raises(InputError, match="binary"):
+        read_target(write(tmp_path, "x.bin", b"\x00\x01\x02", "wb"))
+    with pytest.raises(InputError, match="no such file"):
+        read_target(str(tmp_path / "nope.csv"))
+    with pytest.raises(InputError, match="not a kadvisor run directory"):
+        read_target(str(tmp_path))
+
+
+def test_invalid_recipe_in_run_directory(tmp_path):
+    (tmp_path / "history.csv").write_text("loss\n1\n")
+    (tmp_path / "recipe.toml").write_text("a = = 1")
+    with pytest.raises(InputError, match="invalid TOML"):
+        read_target(str(tmp_path))
