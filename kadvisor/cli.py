@@ -1,0 +1,139 @@
+"""The `kadvisor` command line.
+
+The only module that prints or exits. TensorFlow is imported inside command bodies, so
+``kadvisor --help``, ``recipe`` and ``diagnose`` start in a fraction of a second.
+Library errors (`KadvisorError`) become ``Error: ...`` and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from kadvisor import __version__
+from kadvisor.errors import KadvisorError
+
+
+class _Group(click.Group):
+    """Turns library errors into one line and an exit code (tracebacks with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KadvisorError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(130 if type(e).__name__ == "Interrupted" else 1)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kadvisor")
+@click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow logs.")
+@click.pass_context
+def main(ctx, debug):
+    """Train Keras image classifiers from a recipe, then ask what to change next."""
+    ctx.obj = {"debug": debug}
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _quiet_tensorflow() -> None:
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a recipe field (TOML value), e.g. optimizer.learning_rate=3e-4.")
+@click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(file_okay=False), help="Parent folder of the run directory.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs (of every stage).")
+@click.option("--kfold", type=click.IntRange(min=2), help="Stratified K-fold cross-validation (same as validation.kfold).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def fit(recipe, overrides, out_dir, epochs, kfold, quiet):
+    """Train the model RECIPE describes and write a run directory."""
+    from kadvisor.recipe import load_recipe
+
+    loaded = load_recipe(recipe, overrides)
+    _quiet_tensorflow()
+    echo = (lambda m: None) if quiet else click.echo
+    if kfold or loaded.validation.kfold:
+        from kadvisor.training.kfold import fit_kfold
+
+        result = fit_kfold(loaded, out_dir, folds=kfold, epochs=epochs, quiet=quiet, printer=echo)
+        click.echo(result.path)
+        return
+    from kadvisor.training.fit import fit as fit_recipe
+
+    run = fit_recipe(loaded, out_dir, epochs=epochs, quiet=quiet, printer=echo)
+    test = run.metrics.get("test") or {}
+    if test and not quiet:
+        click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    click.echo(run.path)
+
+
+@main.group()
+def recipe():
+    """Inspect and validate recipes."""
+
+
+@recipe.command("show")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field before showing.")
+def recipe_show(file, overrides):
+    """Print the resolved recipe with every default and its help."""
+    from kadvisor.recipe import load_recipe, to_toml
+
+    click.echo(to_toml(load_recipe(file, overrides)), nl=False)
+
+
+@recipe.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def recipe_check(file):
+    """Validate a recipe; exit 1 with the first problem."""
+    from kadvisor.recipe import load_recipe
+
+    load_recipe(file)
+    click.echo(f"{file}: ok")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("-o", "--output", default="recipe.toml", show_default=True, type=click.Path(dir_okay=False), help="Recipe file to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(folder, output, force):
+    """Write a commented starter recipe for FOLDER (one sub-folder of images per class)."""
+    from kadvisor.starter import starter_recipe
+
+    if os.path.exists(output) and not force:
+        raise KadvisorError(f"{output} exists; use --force to overwrite it")
+    text, summary = starter_recipe(folder)
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(text)
+    click.echo(f"{summary}\nwrote {output}; next: kadvisor fit {output}")
+
+
+@main.command()
+@click.argument("target", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the curves with the findings marked to this PNG.")
+@click.option("--apply", "apply_to", type=click.Path(dir_okay=False), help="Write the recipe with the top action applied to this TOML file.")
+@click.option("--action", type=click.IntRange(min=1), default=1, show_default=True, help="Which ranked action --apply uses.")
+@click.option("--recipe", "recipe_file", type=click.Path(dir_okay=False), help="Patch this recipe file (keeps its comments) instead of the run's recipe.toml.")
+def diagnose(target, fmt, plot, apply_to, action, recipe_file):
+    """Read the learning curves in TARGET (run directory, CSVLogger file or History JSON) and recommend the next step."""
+    from kadvisor.advisor.command import diagnose_command
+
+    code = diagnose_command(target, fmt=fmt, plot=plot, apply=apply_to, action=action, recipe=recipe_file, echo=click.echo)
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
