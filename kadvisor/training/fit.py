@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -19,8 +18,8 @@ from kadvisor.recipe import Recipe, apply_overrides, load_recipe, recipe_from_di
 from kadvisor.training.callbacks import BestModelSaver, HistoryLogger, higher_is_better
 from kadvisor.training.devices import build_strategy, precision
 from kadvisor.training.env import describe_environment
-from kadvisor.training.optimizers import build_loss, build_optimizer
-from kadvisor.training.stages import set_trainable, stages_of
+from kadvisor.training.optimizers import build_loss
+from kadvisor.training.loop import train_stages
 
 
 class Interrupted(KadvisorError):
@@ -114,7 +113,13 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
         model = build_model(recipe, data.info.num_classes, tuple(data.info.image_shape))
         run.model = model
         try:
-            _train_stages(model, recipe, data, path, saver, monitor, quiet, say)
+            train_stages(
+                model, recipe, data,
+                callbacks=lambda span: _callbacks(span, path, saver, monitor, say),
+                prepare=lambda stage_recipe: prepare_data(stage_recipe, fold=fold, num_folds=num_folds),
+                verbose=0 if quiet else (1 if sys.stdout.isatty() else 2),
+                say=say,
+            )
         except KeyboardInterrupt:
             status = "interrupted"
         if saver.best_epoch is None:  # no finite monitor value: keep the last model
@@ -131,53 +136,8 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
     return run
 
 
-def _train_stages(model, recipe, data, path, saver, monitor, quiet, say) -> None:
-    from kadvisor.data import prepare_data
-
-    verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
-    epoch = 0
-    stages = stages_of(recipe)
-    for index, stage in enumerate(stages):
-        stage_recipe = recipe.for_stage(index) if recipe.stages else recipe
-        if any(p.startswith(("data.", "train.batch_size")) for p in stage.overrides):
-            data = prepare_data(stage_recipe)  # this stage augments or batches differently
-        set_trainable(model, stage.trainable)
-        train, validation = _with_labels(data, recipe, data.info.num_classes)
-        steps = int(train.cardinality()) if int(train.cardinality()) > 0 else 1
-        loss, _ = build_loss(stage_recipe, data.info.num_classes)
-        # Recompiling is what makes a change of `trainable` take effect.
-        model.compile(optimizer=build_optimizer(stage_recipe, steps), loss=loss, metrics=["accuracy"])
-        if len(stages) > 1:
-            say(f"stage {index + 1}/{len(stages)} '{stage.name}': trainable={stage.trainable}, "
-                f"{stage_recipe.train.epochs} epochs, lr {stage_recipe.optimizer.learning_rate:g}")
-        model.fit(
-            train,
-            validation_data=validation,
-            initial_epoch=epoch,
-            epochs=epoch + stage_recipe.train.epochs,
-            class_weight=data.class_weight,
-            callbacks=_callbacks(stage_recipe, stage.name, path, saver, monitor, say),
-            verbose=verbose,
-        )
-        epoch += stage_recipe.train.epochs
-        if model.stop_training and index < len(stages) - 1:
-            say(f"stage '{stage.name}' stopped early; continuing with the next stage")
-            model.stop_training = False
-
-
-def _with_labels(data, recipe, num_classes):
-    """One-hot labels for the losses that need them (label smoothing, focal)."""
-    import tensorflow as tf
-
-    _, one_hot = build_loss(recipe, num_classes)
-    if not one_hot:
-        return data.train, data.validation
-    encode = lambda x, y: (x, tf.one_hot(y, num_classes))  # noqa: E731
-    val = data.validation.map(encode) if data.validation is not None else None
-    return data.train.map(encode), val
-
-
-def _callbacks(recipe, stage, path, saver, monitor, say) -> list:
+def _callbacks(span, path, saver, monitor, say) -> list:
+    recipe = span.recipe
     callbacks = [keras.callbacks.TerminateOnNaN()]
     mode = "max" if higher_is_better(monitor) else "min"
     if recipe.schedule.name == "plateau":
@@ -192,7 +152,7 @@ def _callbacks(recipe, stage, path, saver, monitor, say) -> list:
 
         callbacks.append(AdvisorCallback(stop_on=recipe.advisor.stop_on, printer=say))
     # The logger and the saver come last so they see the epoch's final logs.
-    callbacks += [HistoryLogger(path / rundir.HISTORY, stage), saver]
+    callbacks += [HistoryLogger(path / rundir.HISTORY, span.stage.name), saver]
     return callbacks
 
 

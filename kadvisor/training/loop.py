@@ -1,0 +1,166 @@
+"""The stage loop shared by `kadvisor fit`, its resume, and the tuner.
+
+A recipe's stages lie end to end on one epoch axis: stage ``i`` covers epochs
+``[begin, end)``. `train_stages` trains any window ``[start, stop)`` of that axis, so
+the same code runs a whole recipe (``fit``), continues a killed run from its last
+finished epoch (``fit --resume``), and trains a Hyperband trial from its
+``initial_epoch`` to its budget (``tune``), always in the right stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from kadvisor.recipe.schema import Recipe, Stage
+from kadvisor.training.optimizers import build_loss, build_optimizer
+from kadvisor.training.stages import set_trainable, stages_of
+
+
+@dataclass
+class StageSpan:
+    """One stage placed on the run's epoch axis.
+
+    Attributes:
+        index: Position of the stage (0-based).
+        count: Number of stages in the recipe.
+        stage: The `Stage` (name, trainable, overrides).
+        recipe: The recipe with the stage's overrides applied.
+        begin: First epoch of the stage (0-based, inclusive).
+        end: Epoch after its last (exclusive).
+    """
+
+    index: int
+    count: int
+    stage: Stage
+    recipe: Recipe
+    begin: int
+    end: int
+
+
+def stage_spans(recipe: Recipe) -> list[StageSpan]:
+    """Returns the recipe's stages laid end to end (one implicit stage without any)."""
+    stages = stages_of(recipe)
+    spans, begin = [], 0
+    for index, stage in enumerate(stages):
+        stage_recipe = recipe.for_stage(index) if recipe.stages else recipe
+        end = begin + stage_recipe.train.epochs
+        spans.append(StageSpan(index, len(stages), stage, stage_recipe, begin, end))
+        begin = end
+    return spans
+
+
+def total_epochs(recipe: Recipe) -> int:
+    """Epochs of all stages together."""
+    return stage_spans(recipe)[-1].end
+
+
+def stage_data(span: StageSpan, data, prepare: Callable | None):
+    """The data bundle for a stage: re-prepared when the stage changes data fields."""
+    changes_data = any(p.startswith(("data.", "train.batch_size")) for p in span.stage.overrides)
+    return prepare(span.recipe) if changes_data and prepare is not None else data
+
+
+def compile_for_stage(model, span: StageSpan, num_classes: int, steps_per_epoch: int) -> None:
+    """Freezes the stage's frozen parts and compiles with its optimizer and loss.
+
+    Recompiling is what makes a change of ``trainable`` take effect in Keras.
+    """
+    set_trainable(model, span.stage.trainable)
+    loss, _ = build_loss(span.recipe, num_classes)
+    model.compile(
+        optimizer=build_optimizer(span.recipe, steps_per_epoch), loss=loss, metrics=["accuracy"]
+    )
+
+
+def with_labels(data, recipe: Recipe):
+    """``(train, validation)`` with one-hot labels for the losses that need them."""
+    import tensorflow as tf
+
+    num_classes = data.info.num_classes
+    _, one_hot = build_loss(recipe, num_classes)
+    if not one_hot:
+        return data.train, data.validation
+    encode = lambda x, y: (x, tf.one_hot(y, num_classes))  # noqa: E731
+    validation = data.validation.map(encode) if data.validation is not None else None
+    return data.train.map(encode), validation
+
+
+def steps_per_epoch(dataset) -> int:
+    """Batches per epoch of a batched dataset (1 when unknown)."""
+    n = int(dataset.cardinality())
+    return n if n > 0 else 1
+
+
+def train_stages(
+    model,
+    recipe: Recipe,
+    data,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    callbacks: Callable[[StageSpan], list] = lambda span: [],
+    prepare: Callable | None = None,
+    on_compiled: Callable[[object, StageSpan], None] | None = None,
+    verbose: int = 0,
+    say: Callable[[str], None] = lambda message: None,
+) -> int:
+    """Trains epochs ``[start, stop)`` of the recipe, stage by stage.
+
+    Args:
+        model: A built model (from `kadvisor.models.build_model`), inside the strategy
+            scope of the caller.
+        recipe: The recipe (its stages decide trainable parts, optimizer and epochs).
+        data: A batched `kadvisor.data.DataBundle`.
+        start: First epoch to train (0-based); a stage that began earlier continues.
+        stop: Epoch to stop before (default: the end of the last stage).
+        callbacks: Returns the Keras callbacks for one stage.
+        prepare: Re-prepares data for a stage that overrides ``data.*`` fields.
+        on_compiled: Called after each compile (e.g. to restore optimizer state).
+        verbose: Keras ``fit`` verbosity.
+        say: Receives one-line progress messages.
+
+    Returns:
+        The epoch after the last one trained.
+    """
+    spans = stage_spans(recipe)
+    stop = spans[-1].end if stop is None else stop
+    epoch = start
+    for span in spans:
+        if span.end <= epoch or epoch >= stop:
+            continue
+        stage_bundle = stage_data(span, data, prepare)
+        train, validation = with_labels(stage_bundle, span.recipe)
+        compile_for_stage(model, span, stage_bundle.info.num_classes, steps_per_epoch(train))
+        if on_compiled is not None:
+            on_compiled(model, span)
+        if span.count > 1:
+            say(f"stage {span.index + 1}/{span.count} '{span.stage.name}': "
+                f"trainable={span.stage.trainable}, epochs {span.begin + 1}-{span.end}, "
+                f"lr {span.recipe.optimizer.learning_rate:g}")
+        end = min(span.end, stop)
+        model.fit(
+            train,
+            validation_data=validation,
+            initial_epoch=epoch,
+            epochs=end,
+            class_weight=stage_bundle.class_weight,
+            callbacks=callbacks(span),
+            verbose=verbose,
+        )
+        epoch = end
+        if model.stop_training:
+            if span.index == span.count - 1 or end >= stop or _diverged(model):
+                break
+            say(f"stage '{span.stage.name}' stopped early; continuing with the next stage")
+            model.stop_training = False
+            epoch = max(epoch, span.end)
+    return epoch
+
+
+def _diverged(model) -> bool:
+    # TerminateOnNaN stopped the stage: later stages would start from NaN weights.
+    import math
+
+    losses = getattr(model.history, "history", {}).get("loss") or [0.0]
+    return not math.isfinite(float(losses[-1]))
