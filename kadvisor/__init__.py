@@ -8,19 +8,21 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "fit", "load_recipe"]
 
 
-def fit(recipe, **kwargs):
+def fit(recipe, out_dir="runs", **kwargs):
     """Trains a model from a recipe and returns the finished run.
 
     Args:
         recipe: A `Recipe`, a path to a TOML recipe, or a dict of recipe values.
-        **kwargs: Passed to `kadvisor.training.fit.fit` (e.g. ``out_dir``, ``quiet``).
+        out_dir: Parent folder of the new run directory.
+        **kwargs: Passed to `kadvisor.training.fit.fit` (``overrides``, ``epochs``,
+            ``quiet``, ``printer``, ...).
 
     Returns:
         The `kadvisor.training.fit.Run` describing the run directory and its metrics.
     """
     from kadvisor.training.fit import fit as _fit
 
-    return _fit(recipe, **kwargs)
+    return _fit(recipe, out_dir, **kwargs)
 
 
 def load_recipe(path, overrides=()):

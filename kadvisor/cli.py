@@ -44,10 +44,16 @@ def main(ctx, debug):
 
 
 def _quiet_tensorflow() -> None:
+    """Starts TensorFlow without its start-up chatter (kept with --debug)."""
     import logging
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.ERROR)
+    from kadvisor.native_logs import start_tensorflow
+
+    debug = bool(click.get_current_context().find_root().obj.get("debug"))
+    start_tensorflow(quiet=not debug)
+    if not debug:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 @main.command()
@@ -133,6 +139,30 @@ def diagnose(target, fmt, plot, apply_to, action, recipe_file):
 
     code = diagnose_command(target, fmt=fmt, plot=plot, apply=apply_to, action=action, recipe=recipe_file, echo=click.echo)
     sys.exit(code or 0)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True, help="Split to evaluate on (rebuilt from the run's recipe.toml).")
+def evaluate(run_dir, split):
+    """Per-class report, top-k accuracy, confusion matrix and most confident mistakes of RUN_DIR's model, saved in RUN_DIR."""
+    _quiet_tensorflow()
+    from kadvisor.evaluation.evaluate import evaluate_run
+
+    for line in evaluate_run(run_dir, split).summary_lines():
+        click.echo(line)
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--method", type=click.Choice(["mean", "vote"]), default="mean", show_default=True, help="Average the probabilities, or take the majority vote.")
+def ensemble(run_dirs, method):
+    """Score the ensemble of RUN_DIRS (a K-fold parent counts as its folds) beside each member on their common test split."""
+    _quiet_tensorflow()
+    from kadvisor.evaluation.ensemble import ensemble_runs
+
+    for line in ensemble_runs(run_dirs, method).summary_lines():
+        click.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

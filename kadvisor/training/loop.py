@@ -145,6 +145,7 @@ def train_stages(
             initial_epoch=epoch,
             epochs=end,
             class_weight=stage_bundle.class_weight,
+            shuffle=False,  # the tf.data pipeline shuffles (reshuffled every epoch)
             callbacks=callbacks(span),
             verbose=verbose,
         )

@@ -1,0 +1,133 @@
+"""`kadvisor.fit`: a short real training run writes the whole run directory."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import kadvisor
+from kadvisor import rundir
+from kadvisor.recipe import load_recipe, recipe_from_dict
+from kadvisor.training.callbacks import HistoryLogger
+
+TINY = {
+    "name": "tiny",
+    "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
+    "model": {"width": 4},
+    "optimizer": {"learning_rate": 3e-3},
+    "train": {"epochs": 2, "batch_size": 64},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return kadvisor.fit(recipe_from_dict(TINY), tmp_path_factory.mktemp("runs"), quiet=True)
+
+
+def test_run_directory_has_every_file_of_the_contract(run):
+    names = {p.name for p in run.path.iterdir()}
+    expected = {rundir.RECIPE, rundir.HISTORY, rundir.DATA, rundir.ENV, rundir.METRICS,
+                rundir.MODEL, rundir.CURVES}
+    assert expected <= names
+    assert not [n for n in names if n.endswith(".tmp")], "temporary files left behind"
+    assert run.path.name.startswith("tiny-")
+
+
+def test_resolved_recipe_reloads_with_every_default(run):
+    saved = load_recipe(run.path / rundir.RECIPE)
+    assert saved.to_dict() == run.recipe.to_dict()
+    assert "shuffle_buffer" in (run.path / rundir.RECIPE).read_text()  # defaults written out
+
+
+def test_history_has_one_row_per_epoch_with_the_extra_columns(run):
+    with open(run.path / rundir.HISTORY, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "stage", "seconds"} <= set(rows[0])
+    assert all(r["stage"] == "train" for r in rows)
+    assert float(rows[0]["lr"]) == pytest.approx(3e-3)
+
+
+def test_data_json_counts_every_split(run):
+    data = json.loads((run.path / rundir.DATA).read_text())
+    sizes = {name: split["size"] for name, split in data["splits"].items()}
+    assert set(sizes) == {"train", "validation", "test"}
+    assert sum(sizes.values()) == 1797
+    assert sizes["test"] == 360  # the stratified 20% test split
+    assert data["num_classes"] == 10
+    for split in data["splits"].values():
+        assert sum(split["counts"].values()) == split["size"]
+
+
+def test_env_and_metrics(run):
+    env = json.loads((run.path / rundir.ENV).read_text())
+    assert env["versions"]["keras"] == keras.__version__
+    assert env["seed"] == 42 and env["replicas"] >= 1
+    metrics = json.loads((run.path / rundir.METRICS).read_text())
+    assert metrics["status"] == "finished"
+    assert metrics["epochs"] == 2
+    assert metrics["best_epoch"] in (0, 1)
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert metrics == run.metrics
+
+
+def test_saved_model_is_the_best_one_and_loads_with_safe_mode(run):
+    model = keras.models.load_model(run.path / rundir.MODEL, safe_mode=True)
+    x = np.random.default_rng(0).uniform(0, 16, (5, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), run.model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_curves_png_is_an_image(run):
+    assert (run.path / rundir.CURVES).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_history_is_on_disk_at_the_end_of_every_epoch(tmp_path):
+    """Each row is written (and fsynced) before the next epoch starts."""
+    path = tmp_path / "history.csv"
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(len(rundir.read_history_rows(path)))
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((8, 3), "float32"), np.zeros(8, "int32")
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[HistoryLogger(path, "s"), Probe()])
+    assert seen == [1, 2, 3]
+
+
+def test_a_row_cut_short_by_a_kill_is_dropped(tmp_path):
+    path = tmp_path / "history.csv"
+    rundir.append_history_row(path, {"epoch": 0, "loss": 1.0, "stage": "a"})
+    rundir.append_history_row(path, {"epoch": 1, "loss": 0.5, "stage": "a"})
+    with open(path, "a") as f:
+        f.write("2,0.4")  # the process died mid-row
+    assert [r["epoch"] for r in rundir.read_history_rows(path)] == ["0", "1"]
+
+
+def test_a_new_column_rewrites_the_header_and_keeps_the_rows(tmp_path):
+    path = tmp_path / "history.csv"
+    rundir.append_history_row(path, {"epoch": 0, "loss": 1.0, "stage": "a"})
+    rundir.append_history_row(path, {"epoch": 1, "loss": 0.5, "val_loss": 0.7, "stage": "b"})
+    rows = rundir.read_history_rows(path)
+    assert list(rows[0]) == ["epoch", "loss", "val_loss", "stage"]
+    assert rows[0]["val_loss"] == "" and rows[1]["val_loss"] == "0.7"
+
+
+def test_stages_continue_the_epoch_axis_and_name_the_stage(tmp_path):
+    recipe = recipe_from_dict({
+        **TINY,
+        "stages": [
+            {"name": "head", "trainable": "head", "train": {"epochs": 1}},
+            {"name": "finetune", "trainable": "all", "train": {"epochs": 2},
+             "optimizer": {"learning_rate": 1e-4}},
+        ],
+    })
+    result = kadvisor.fit(recipe, tmp_path, quiet=True)
+    rows = rundir.read_history_rows(result.path / rundir.HISTORY)
+    assert [(int(r["epoch"]), r["stage"]) for r in rows] == [(0, "head"), (1, "finetune"), (2, "finetune")]
+    assert float(rows[-1]["lr"]) == pytest.approx(1e-4)
+    assert result.metrics["epochs"] == 3
