@@ -19,7 +19,9 @@ class AdvisorCallback(keras.callbacks.Callback):
     """Evaluates the cheap rules (diverged, unstable, overfitting) on the logs so far.
 
     Prints a warning the first time each finding fires and stops training when a
-    finding named in ``stop_on`` fires.
+    finding named in ``stop_on`` fires. Until ``advisor.min_epochs`` epochs have run,
+    only `diverged` is checked: NaN is final at once, but the first epochs' shape
+    (warm-up, BatchNorm statistics settling) says nothing about overfitting yet.
 
     Args:
         thresholds: ``[advisor]`` values (defaults when None).
@@ -51,8 +53,10 @@ class AdvisorCallback(keras.callbacks.Callback):
                 continue
         if not self.history:
             return
+        early = epoch + 1 < self.thresholds["min_epochs"]
+        rules = [r for r in self.rules if r == "diverged"] if early else self.rules
         features = RunFeatures.from_run(from_mapping(self.history, "live"))
-        found, _ = evaluate(features, self.thresholds, self.rules)
+        found, _ = evaluate(features, self.thresholds, rules)
         for finding in found:
             if finding.rule in self.fired:
                 continue

@@ -7,7 +7,9 @@ does all the work and returns the exit code (0); bad input raises `KadvisorError
 subclasses (`InputError`, `RecipeError`) for the CLI to print as one line. It never
 imports TensorFlow or Keras.
 
-For a run directory it also writes ``diagnosis.json`` there (atomically). With
+For a run directory it also writes ``diagnosis.json`` there (atomically); a K-fold
+parent (``kfold.json``) is diagnosed fold by fold with a consensus view
+(`kadvisor.advisor.kfold`), and every fold and the parent get a ``diagnosis.json``. With
 ``apply``, the recipe — ``recipe`` if given (the user's original file keeps their
 comments best), else ``RUN_DIR/recipe.toml`` — is written to ``apply`` with action
 number ``action`` (1 = the top action) patched in, and a unified diff is echoed.
@@ -23,11 +25,13 @@ from kadvisor import rundir
 from kadvisor.advisor.actions import concretize
 from kadvisor.advisor.engine import Diagnosis, diagnose
 from kadvisor.advisor.inputs import read_recipe_dict, read_target
+from kadvisor.advisor.kfold import KFoldDiagnosis, diagnose_kfold, is_kfold_parent
+from kadvisor.advisor.kfold import render as render_kfold
 from kadvisor.advisor.report import FORMATS, describe_action, numbered_actions, render
 from kadvisor.errors import InputError, RecipeError
 
 
-def apply_action(d: Diagnosis, recipe_path: str, out_path: str, number: int = 1) -> tuple[str, str]:
+def apply_action(d: "Diagnosis | KFoldDiagnosis", recipe_path: str, out_path: str, number: int = 1) -> tuple[str, str]:
     """Writes ``recipe_path`` with action ``number`` applied to ``out_path``.
 
     Returns:
@@ -83,7 +87,7 @@ def diagnose_command(
     """Runs ``kadvisor diagnose TARGET``.
 
     Args:
-        target: Run directory, CSVLogger file or History JSON.
+        target: Run directory, K-fold parent directory, CSVLogger file or History JSON.
         fmt: ``"text"``, ``"json"`` or ``"markdown"``.
         plot: Write the annotated curves to this image file.
         apply: Write the patched recipe here.
@@ -102,22 +106,39 @@ def diagnose_command(
     """
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
-    run = read_target(target)
-    if recipe is not None:
-        run.recipe = read_recipe_dict(recipe)
-        run.recipe_path = recipe
-    d = diagnose(run)
-    echo(render(d, fmt, colour=colour and fmt == "text"))
-    if run.run_dir is not None:
-        rundir.write_text_atomic(os.path.join(run.run_dir, rundir.DIAGNOSIS), d.to_json() + "\n")
-    if plot:
-        from kadvisor.advisor.plot import plot_diagnosis
+    if is_kfold_parent(target):
+        d = diagnose_kfold(target)
+        echo(render_kfold(d, fmt, colour=colour and fmt == "text"))
+        for name, fold in d.folds.items():
+            _write_diagnosis(os.path.join(target, name), fold.to_json())
+        _write_diagnosis(target, d.to_json())
+        recipe_path = recipe or d.recipe_path
+        if plot:
+            from kadvisor.advisor.plot import plot_kfold
 
-        plot_diagnosis(d, plot)
+            plot_kfold(d, plot)
+    else:
+        run = read_target(target)
+        if recipe is not None:
+            run.recipe = read_recipe_dict(recipe)
+            run.recipe_path = recipe
+        d = diagnose(run)
+        echo(render(d, fmt, colour=colour and fmt == "text"))
+        if run.run_dir is not None:
+            _write_diagnosis(run.run_dir, d.to_json())
+        recipe_path = run.recipe_path
+        if plot:
+            from kadvisor.advisor.plot import plot_diagnosis
+
+            plot_diagnosis(d, plot)
     if apply:
-        if run.recipe_path is None:
+        if recipe_path is None:
             raise InputError("--apply needs a recipe: diagnose a run directory or pass --recipe FILE")
-        what, diff = apply_action(d, run.recipe_path, apply, action)
+        what, diff = apply_action(d, recipe_path, apply, action)
         if fmt == "text":
             echo(f"applied {what}\n{diff}".rstrip())
     return 0
+
+
+def _write_diagnosis(run_dir: str, text: str) -> None:
+    rundir.write_text_atomic(os.path.join(run_dir, rundir.DIAGNOSIS), text + "\n")

@@ -168,28 +168,19 @@ def slope(values: np.ndarray) -> float:
         return float((t * (y - y.mean())).sum() / denom) if denom else float("nan")
 
 
-def tail(values: np.ndarray, fraction: float, minimum: int = 3) -> np.ndarray:
-    """The last ``fraction`` of a curve, at least ``minimum`` epochs."""
-    values = np.asarray(values, dtype=float)
-    k = max(minimum, int(np.ceil(values.size * fraction)))
-    return values[-k:]
+def visible_range(values: np.ndarray) -> float:
+    """The range a plot of the curve shows: 2nd to 98th percentile of its finite values.
 
-
-def scale(values: np.ndarray) -> float:
-    """A robust size for a curve, to express changes relatively.
-
-    The range of the trend (start to best), or the level when the curve hardly moves —
-    so that a loss falling from 2.3 to 0.1 and a dice score going 0.5 → 0.8 both give
-    relative numbers in the same units.
+    The unit in which "large" and "small" are judged, as a reader of the plot would:
+    a wiggle of 0.01 is invisible on a loss falling from 30 and glaring on one moving
+    between 0.20 and 0.25. Percentiles keep one wild value from setting the scale.
     """
     x = finite(values)
-    if x.size == 0:
-        return float("nan")
+    if x.size < 2:
+        return 0.0
     with np.errstate(all="ignore"):
-        t = trend(x)
-        spread = float(np.nanmax(t) - np.nanmin(t))
-        level = float(np.nanmedian(np.abs(x)))
-    return max(spread, 0.05 * level, 1e-12)
+        out = float(np.percentile(x, 98) - np.percentile(x, 2))
+    return out if np.isfinite(out) else 0.0
 
 
 def zigzag(values: np.ndarray) -> np.ndarray:
@@ -209,6 +200,77 @@ def zigzag(values: np.ndarray) -> np.ndarray:
     return np.nan_to_num(amp, nan=0.0, posinf=0.0)
 
 
+def zigzag_rms(values: np.ndarray) -> float:
+    """Root-mean-square zig-zag amplitude: the typical size of an up-and-down jump.
+
+    The square weights big reversals over many tiny ones, as the eye does.
+    """
+    z = zigzag(values)
+    if z.size == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        out = float(np.sqrt(np.mean(z * z)))
+    return out if np.isfinite(out) else 0.0
+
+
+def noise_ratio(values: np.ndarray) -> float:
+    """`zigzag_rms` as a fraction of `visible_range` (0 for fewer than 5 values).
+
+    Scale-free: "the curve jumps up and down by 10% of what the plot shows per epoch".
+    """
+    x = finite(values)
+    if x.size < 5:
+        return 0.0
+    span = visible_range(x)
+    return zigzag_rms(x) / span if span > 0 else 0.0
+
+
+def window_change(values: np.ndarray, k: int) -> float:
+    """How much the curve fell from the ``k`` epochs before the last ``k`` to the last ``k``.
+
+    The difference of the two windows' medians (positive = lower at the end), so one
+    spike in either window does not decide. NaN when there are fewer than ``2k`` values.
+    """
+    x = fill_gaps(values)
+    if k < 1 or x.size < 2 * k:
+        return float("nan")
+    return float(np.median(x[-2 * k : -k]) - np.median(x[-k:]))
+
+
+def pace_ratio(values: np.ndarray) -> float:
+    """Slope over the last quarter divided by the slope over the quarter before it.
+
+    About 1 for a curve still falling in a straight line, near 0 for one flattening
+    out; NaN when the earlier quarter does not fall (or fewer than 4 values).
+    """
+    x = fill_gaps(values)
+    q = x.size // 4
+    if q < 2:
+        return float("nan")
+    before, last = slope(x[-2 * q : -q]), slope(x[-q:])
+    if not (np.isfinite(before) and before < 0):
+        return float("nan")
+    return float(last / before)
+
+
+def settled_index(values: np.ndarray) -> int:
+    """First epoch index where the trend entered its final noise band: within one
+    `zigzag_rms` (measured over the second half of the run) of its best value.
+
+    For a noisy curve that flattened, that is where the flat stretch began; a smooth
+    curve that is still creeping down has no noise band, so it settles at its last
+    new low. 0 for an empty curve.
+    """
+    x = fill_gaps(values)
+    if x.size == 0:
+        return 0
+    with np.errstate(all="ignore"):
+        t = trend(x)
+        band = zigzag_rms(x[x.size // 2 :])
+        hits = np.flatnonzero(t <= np.min(t) + band)
+    return int(hits[0]) if hits.size else int(np.argmin(t))
+
+
 def level(values: np.ndarray, floor_fraction: float = 0.1) -> float:
     """The typical size of a lower-is-better, non-negative curve late in the run.
 
@@ -224,30 +286,6 @@ def level(values: np.ndarray, floor_fraction: float = 0.1) -> float:
         spread = float(np.max(t) - np.min(t))
     value = max(late, floor_fraction * spread, 1e-12)
     return value if np.isfinite(value) else float("nan")
-
-
-def relative_zigzag(values: np.ndarray) -> float:
-    """Mean zig-zag amplitude divided by the curve's `level` (0 for short curves)."""
-    x = fill_gaps(values)
-    if x.size < 4:
-        return 0.0
-    with np.errstate(all="ignore"):
-        out = float(np.mean(zigzag(x)) / level(x))
-    return out if np.isfinite(out) else 0.0
-
-
-def spikes(values: np.ndarray, factor: float) -> list[int]:
-    """Epochs where the curve jumps above its trend by more than ``factor`` × the typical
-    residual and more than 10% of the curve's scale (single-epoch explosions)."""
-    x = fill_gaps(values)
-    if x.size < 5:
-        return []
-    with np.errstate(all="ignore"):
-        t = running_median(x, 5)
-        resid = x - t
-        typical = float(np.median(np.abs(resid))) or 1e-12
-        bound = max(factor * typical, 0.1 * scale(x))
-        return [int(i) for i in np.flatnonzero(resid > bound)]
 
 
 def change_points(values: list[str] | np.ndarray) -> list[int]:

@@ -92,13 +92,22 @@ def _headline(f: RunFeatures) -> dict:
     return out
 
 
-def evaluate(features: RunFeatures, thresholds: dict, names: Iterable[str] | None = None) -> tuple[list[Finding], list[Finding]]:
-    """Runs rules on features; returns (problems sorted, undecided)."""
+def evaluate(
+    features: RunFeatures, thresholds: dict, names: Iterable[str] | None = None,
+    curve_features: RunFeatures | None = None,
+) -> tuple[list[Finding], list[Finding]]:
+    """Runs rules on features; returns (problems sorted, undecided).
+
+    ``curve_features`` (e.g. the last training stage) replaces ``features`` for the
+    rules that read curves; recipe/data rules always see the whole run.
+    """
     found, unsure = [], []
     for name in names if names is not None else RULES:
+        rule = RULES[name]
+        view = curve_features if curve_features is not None and rule.curve else features
         try:
             with np.errstate(all="ignore"):  # NaN/inf curves are expected input here
-                result = RULES[name].fn(features, thresholds)
+                result = rule.fn(view, thresholds)
         except (ValueError, ArithmeticError, IndexError, TypeError, KeyError) as exc:
             result = undecided(name, f"rule failed on this input ({type(exc).__name__}: {exc})")
         if result is None:
@@ -143,6 +152,11 @@ def diagnose(
         run.data = data
     th = thresholds_for(run.recipe, thresholds)
     features = RunFeatures.from_run(run)
-    found, unsure = evaluate(features, th, rules)
+    stage = features.last_stage()
+    found, unsure = evaluate(features, th, rules, stage)
     dropped = reconcile(found, run.recipe)
-    return Diagnosis(found, unsure, _headline(features), dropped, run.source, run)
+    headline = _headline(features)
+    if stage is not None:
+        headline["judged_stage"] = stage.stage[-1]
+        headline["judged_epochs"] = [stage.epoch_label(0), stage.epoch_label(stage.n - 1)]
+    return Diagnosis(found, unsure, headline, dropped, run.source, run)

@@ -87,6 +87,22 @@ class RunFeatures:
             f.stage = [str(int(v)) if np.isfinite(v) else "" for v in cols["stage"]]
         return f
 
+    def last_stage(self, minimum: int = 3) -> "RunFeatures | None":
+        """The features of the last training stage alone, when the log has several
+        stages (a ``stage`` column) and the last one has at least ``minimum`` epochs.
+
+        A fine-tuning stage starts from where the head-only stage ended, with a jump in
+        the curves; "what next" is read from the stage that ran last.
+        """
+        if not self.stage or len({s for s in self.stage if s}) < 2:
+            return None
+        last = self.stage[-1]
+        start = len(self.stage)
+        while start > 0 and self.stage[start - 1] == last:
+            start -= 1
+        rows = list(range(start, len(self.stage)))
+        return RunFeatures.from_run(self.run.select(rows)) if len(rows) >= minimum else None
+
     @property
     def n(self) -> int:
         """Number of epochs."""
@@ -139,3 +155,53 @@ class RunFeatures:
             if t[i] < best - step:
                 best, at = t[i], i
         return at
+
+    @staticmethod
+    def best_index(values: np.ndarray) -> int:
+        """First epoch index at the best (lowest) finite value of a curve, -1 if none."""
+        x = np.asarray(values, dtype=float)
+        ok = np.isfinite(x)
+        if not ok.any():
+            return -1
+        return int(np.flatnonzero(ok & (x <= np.min(x[ok])))[0])
+
+    def tail_epochs(self, th: dict) -> int:
+        """Epochs read as "the end of the run": ``improve_tail`` of it, at least 3."""
+        return max(3, int(np.ceil(th["improve_tail"] * self.n)))
+
+    def val_improvement(self, th: dict) -> dict[str, tuple[float, float]]:
+        """How much each validation curve improved at the end of the run.
+
+        Compares the median of the last `tail_epochs` with the median of as many epochs
+        before them (`curves.window_change`).
+
+        Returns:
+            Curve name → (improvement as a fraction of the curve's final level,
+            improvement in units of its zig-zag over those epochs). Negative values mean
+            the curve got worse.
+        """
+        k = self.tail_epochs(th)
+        out = {}
+        for name, v in self.val_curves():
+            x = C.fill_gaps(v)
+            change = C.window_change(x, k)
+            if not np.isfinite(change):
+                continue
+            end = abs(float(np.median(x[-k:])))
+            noise = C.zigzag_rms(x[-2 * k - 1 :])
+            out[name] = (change / max(end, 1e-12), change / noise if noise > 0 else float(np.sign(change)) * 1e6)
+        return out
+
+    def improving_curve(self, th: dict) -> tuple[str, float] | None:
+        """The validation curve that is clearly still improving at the end, if any.
+
+        "Clearly": by at least ``improve_min`` of its level and by more than its own
+        epoch-to-epoch zig-zag. Returns (name, relative improvement) or None.
+        """
+        k = self.tail_epochs(th)
+        curves = dict(self.val_curves())
+        found = [(name, rel) for name, (rel, snr) in self.val_improvement(th).items()
+                 if rel >= th["improve_min"] and snr >= 1.0
+                 and self.best_index(curves[name]) >= self.n - k]
+        return max(found, key=lambda x: x[1]) if found else None
+

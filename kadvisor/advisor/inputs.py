@@ -71,6 +71,17 @@ class Run:
         lengths = [len(v) for v in self.columns.values()] + [len(v) for v in self.text.values()]
         return max(lengths, default=0)
 
+    def select(self, rows: list[int]) -> "Run":
+        """The same run restricted to some epochs (e.g. one training stage)."""
+        idx = np.asarray(rows, dtype=int)
+        return Run(
+            columns={k: v[idx] for k, v in self.columns.items()},
+            text={k: [v[i] for i in rows] for k, v in self.text.items()},
+            epochs=np.asarray(self.epochs)[idx], source=self.source, run_dir=self.run_dir,
+            recipe=self.recipe, recipe_path=self.recipe_path, data=self.data, metrics=self.metrics,
+            nonfinite={k: rows.index(i) for k, i in self.nonfinite.items() if i in rows},
+        )
+
 
 def from_mapping(history: Mapping[str, Any], source: str = "<memory>") -> Run:
     """Builds a `Run` from a Keras ``History.history``-like mapping of lists.
@@ -170,7 +181,10 @@ def parse_csv_text(text: str, source: str = "<text>") -> Run:
     if not all(h and h.isprintable() for h in header):
         raise InputError(f"{source}: not a training log (empty or unreadable column names)")
     raw: dict[str, list] = {h: [] for h in header}
-    for line in lines[1:]:
+    rows = lines[1:]
+    if len(rows) > 1 and len(rows[-1].split(delimiter)) < len(header):
+        rows = rows[:-1]  # the last row was cut short (a training process killed mid-write)
+    for line in rows:
         cells = line.split(delimiter)
         for i, name in enumerate(header):
             raw[name].append(cells[i] if i < len(cells) else None)

@@ -51,3 +51,29 @@ def plot_diagnosis(d: Diagnosis, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_kfold(d, path: str) -> None:
+    """Writes every fold's loss and validation loss on one figure (``d`` is a
+    `kadvisor.advisor.kfold.KFoldDiagnosis`), titled with the consensus findings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, fold) in enumerate(d.folds.items()):
+        colour = f"C{i % 10}"
+        cols, epochs = fold.run.columns, np.asarray(fold.run.epochs, dtype=float)
+        if "loss" in cols:
+            ax.plot(epochs, cols["loss"], color=colour, lw=1, alpha=0.6)
+        if "val_loss" in cols:
+            ax.plot(epochs, cols["val_loss"], color=colour, lw=1.5, ls="--", label=f"{name} (val dashed)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    title = ", ".join(f"{c.finding.rule} {len(c.folds)}/{len(d.folds)}" for c in d.consensus) or "healthy"
+    fig.suptitle(f"{d.source}: {title}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

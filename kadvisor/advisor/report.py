@@ -48,12 +48,21 @@ def _headline(d: Diagnosis) -> str:
     metric = s.get("metric")
     if metric and f"val_{metric}_last" in s:
         bits.append(f"last val_{metric} {s[f'val_{metric}_last']:.4g}")
+    if "judged_stage" in s:
+        first, last = s["judged_epochs"]
+        bits.append(f"curves read on the last stage '{s['judged_stage']}' (epochs {first}–{last})")
     return f"{d.source}: " + ", ".join(bits)
 
 
 def numbered_actions(d: Diagnosis) -> list[tuple[Finding, Action]]:
     """All actions in ranked order (``--action N`` counts from 1 in this list)."""
     return [(f, a) for f in d.findings for a in f.actions if a.patch]
+
+
+def severity_tag(severity: str, colour: bool = False) -> str:
+    """``WARNING`` padded to one width, in colour when asked (a TTY)."""
+    tag = f"{severity.upper():7s}"
+    return f"{_COLOURS.get(severity, '')}{tag}{_RESET}" if colour else tag
 
 
 def to_text(d: Diagnosis, colour: bool = False, max_actions: int = 2) -> str:
@@ -63,10 +72,7 @@ def to_text(d: Diagnosis, colour: bool = False, max_actions: int = 2) -> str:
         lines.append("healthy: no problem found — nothing urgent to change.")
     index = {id(a): i + 1 for i, (_, a) in enumerate(numbered_actions(d))}
     for f in d.findings:
-        tag = f"{f.severity.upper():7s}"
-        if colour:
-            tag = f"{_COLOURS.get(f.severity, '')}{tag}{_RESET}"
-        lines.append(f"{tag} {f.rule} ({f.confidence:.2f}): {f.summary}")
+        lines.append(f"{severity_tag(f.severity, colour)} {f.rule} ({f.confidence:.2f}): {f.summary}")
         for a in [a for a in f.actions if a.patch][:max_actions]:
             lines.append(f"    [{index[id(a)]}] {describe_action(a)} — {a.why}")
     if d.undecided:

@@ -34,8 +34,16 @@ class AdvisorSection:
         2, "unstable: at least this many training-loss spikes", ge(1),
     )
     spike_rise: float = option(
-        0.5, "a spike: training loss rises this fraction of its previous value (and a "
-        "tenth of its range) in one epoch, then falls back", gt(0),
+        0.5, "a spike: training loss rises this fraction of its previous value in one "
+        "epoch, then falls back", gt(0),
+    )
+    spike_metric_drop: float = option(
+        0.01, "a spike must also lower a [0, 1] training metric by this much (one point "
+        "of accuracy)", gt(0),
+    )
+    spike_visible: float = option(
+        0.05, "without such a metric, a spike must be this fraction of the loss's plotted "
+        "range", gt(0),
     )
     stall_drop: float = option(
         0.05, "stalled: training loss fell less than this fraction of its first value",
@@ -50,12 +58,21 @@ class AdvisorSection:
         "than this fraction of the training loss", gt(0),
     )
     overfit_rise: float = option(
-        0.1, "overfitting: validation loss trend rose this fraction of its range above "
-        "its minimum while training loss kept falling", gt(0),
+        0.05, "overfitting: the last epochs of validation loss sit this fraction above its "
+        "minimum (and above its epoch-to-epoch zig-zag) while training loss kept falling",
+        gt(0),
+    )
+    overfit_loss_gap: float = option(
+        0.5, "overfitting: training loss (or [0, 1] error) is at most 1 minus this "
+        "fraction of the validation one", between(0, 1),
+    )
+    overfit_gap_growth: float = option(
+        0.15, "overfitting: the loss gap grew by this fraction of the validation loss "
+        "after validation stopped improving", gt(0),
     )
     overfit_gap: float = option(
-        0.1, "overfitting: a train-validation gap of the [0, 1] metric this large "
-        "that grew by half of it since the best epoch", gt(0),
+        0.1, "overfitting: a train-validation gap of the [0, 1] metric this large, "
+        "wider than at the start by half of it", gt(0),
     )
     improve_tail: float = option(
         0.2, "fraction of the last epochs read for still_improving and slopes",
@@ -74,8 +91,16 @@ class AdvisorSection:
         "as progress", ge(0),
     )
     noise_level: float = option(
-        0.03, "noisy_validation: validation zig-zags by this fraction of its level "
-        "per epoch on average", gt(0),
+        0.07, "noisy_validation: the RMS epoch-to-epoch zig-zag of validation is this "
+        "fraction of its plotted range (2nd-98th percentile)", gt(0),
+    )
+    slow_pace: float = option(
+        0.6, "slow_convergence: training loss falls over the last quarter at least this "
+        "fraction of its pace over the quarter before (not flattening)", between(0, 2),
+    )
+    slow_rate: float = option(
+        0.03, "slow_convergence: training loss falls less than this fraction of itself per "
+        "epoch at the end (it would need 20+ epochs to halve)", gt(0),
     )
     linear_r2: float = option(
         0.9, "slow_convergence: training loss is a straight line this well (R^2)",
@@ -91,6 +116,10 @@ class AdvisorSection:
     few_per_class: int = option(
         150, "train_from_scratch_small_data: fewer training images per class than "
         "this", gt(0),
+    )
+    near_perfect: float = option(
+        0.05, "recipe/data rules stay quiet when the run's test (or best validation) error "
+        "is below this fraction of chance-level error", between(0, 1),
     )
     fine_grained_classes: int = option(
         50, "low_resolution: a task with at least this many classes is fine-grained",

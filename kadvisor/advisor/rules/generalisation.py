@@ -11,6 +11,7 @@ from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, clamp01, ramp, undecided
 from kadvisor.advisor.rules.registry import rule
+from kadvisor.advisor.rules.training import stalled
 
 REGULARISE = [
     Action({"optimizer.weight_decay": "×10≥1e-4"}, "weight decay keeps weights small so the model "
@@ -27,63 +28,84 @@ class Rise:
 
     Attributes:
         best: Index of the minimum of the validation-loss trend.
-        rise: Rise of the trend from the minimum to the end, as a fraction of its range.
-        rise_level: The same rise as a fraction of the minimum's value.
+        rise: How far the last epochs sit above that minimum, as a fraction of it.
+        val_min: The minimum of the trend.
+        val_last: The median of the last epochs.
         train_drop: Fall of the training-loss trend after ``best``, fraction of its level.
     """
 
     best: int
     rise: float
-    rise_level: float
-    train_drop: float
     val_min: float
     val_last: float
-
-
-def validation_rise(f: RunFeatures) -> Rise | None:
-    """Measures how far validation loss rose after its minimum (None without curves)."""
-    if f.val_loss is None or np.isfinite(f.val_loss).sum() < 4:
-        return None
-    vt = f.val_loss_trend
-    best = int(np.argmin(vt))
-    spread = float(np.max(vt) - np.min(vt))
-    rise = float(vt[-1] - vt[best])
-    train_drop = 0.0
-    if f.loss_trend is not None and np.isfinite(f.loss).any():
-        lt = f.loss_trend
-        train_drop = float((lt[best] - lt[-1]) / max(C.level(f.loss), 1e-12))
-    return Rise(
-        best, rise / spread if spread > 0 else 0.0, rise / max(abs(float(vt[best])), 1e-12),
-        train_drop, float(vt[best]), float(vt[-1]),
-    )
+    train_drop: float
 
 
 def rising_validation(f: RunFeatures, th: dict) -> Rise | None:
-    """The overfitting signal shared with `plateau`: val loss rose clearly after its
-    minimum for several epochs while training loss kept falling."""
-    r = validation_rise(f)
-    if r is None:
+    """The overfitting signal that excludes `plateau`: validation loss rose clearly
+    above its minimum and stayed there for several epochs while training loss fell.
+
+    "Clearly" means by ``overfit_rise`` of the minimum's value (scale-free) and by more
+    than the curve's own epoch-to-epoch zig-zag; "stayed" means the median of the last
+    ``max(3, 10%)`` epochs, so a single spike at the end does not count.
+    """
+    if f.val_loss is None or np.isfinite(f.val_loss).sum() < 4 or f.loss_trend is None:
         return None
-    after = f.n - 1 - r.best
-    several = max(3, int(0.1 * f.n))
-    clear = r.rise >= th["overfit_rise"] and r.rise_level >= th["overfit_rise"] / 2
-    return r if clear and after >= several and r.train_drop > th["plateau_tolerance"] else None
+    v = C.fill_gaps(f.val_loss)
+    vt = f.val_loss_trend
+    best = int(np.argmin(vt))
+    k = max(3, int(np.ceil(0.1 * f.n)))
+    if f.n - 1 - best < k:
+        return None
+    low, last = float(vt[best]), float(np.median(v[-k:]))
+    rise = (last - low) / max(abs(low), 1e-12)
+    lt = f.loss_trend
+    train_drop = float(lt[best] - lt[-1]) / max(C.level(f.loss), 1e-12)
+    clear = rise >= th["overfit_rise"] and last - low > C.zigzag_rms(v[best:])
+    if not clear or train_drop <= th["plateau_tolerance"]:
+        return None
+    return Rise(best, rise, low, last, train_drop)
 
 
-def _gap(f: RunFeatures) -> tuple[float, float, int] | None:
-    """Train–validation gap of a [0, 1] metric: at the end and at the best val epoch."""
+def loss_gap(f: RunFeatures, th: dict) -> dict | None:
+    """A large train/validation loss gap that grew after validation stopped improving.
+
+    Returns the evidence, or None. The gap is read as ``1 - loss / val_loss`` (the
+    share of the validation loss the model does not show on its training data), and
+    its growth since validation's last real progress as a fraction of ``val_loss``.
+    """
+    if f.val_loss is None or f.loss_trend is None or np.isfinite(f.val_loss).sum() < 4:
+        return None
+    vt, lt = f.val_loss_trend, f.loss_trend
+    end = float(vt[-1])
+    if not end > 0 or float(lt[-1]) < 0:
+        return None
+    settled = f.progress_epoch(C.fill_gaps(f.val_loss), th["plateau_tolerance"])
+    ratio = 1.0 - float(lt[-1]) / end
+    growth = float((vt[-1] - lt[-1]) - (vt[settled] - lt[settled])) / end
+    if ratio < th["overfit_loss_gap"] or growth < th["overfit_gap_growth"]:
+        return None
+    return {"loss_gap": ratio, "gap_growth": growth, "settled_epoch": f.epoch_label(settled)}
+
+
+def metric_gap(f: RunFeatures, th: dict) -> dict | None:
+    """A large and grown gap of a [0, 1] metric: training error at most half the
+    validation error and ``overfit_gap`` apart, wider than in the first epochs."""
     if not f.bounded or f.val_err is None or np.isfinite(f.val_err).sum() < 4:
         return None
     vt, tt = C.trend(f.val_err), C.trend(f.train_err)
-    # First epoch at the best value: on a flat stretch that is where it was reached.
-    best = int(np.flatnonzero(vt <= vt.min() + 1e-6 * max(abs(vt.min()), 1e-12))[0])
-    return float(vt[-1] - tt[-1]), float(vt[best] - tt[best]), best
+    gap, start = float(vt[-1] - tt[-1]), float(vt[0] - tt[0])
+    small_train = tt[-1] <= (1 - th["overfit_loss_gap"]) * vt[-1]
+    if gap < th["overfit_gap"] or not small_train or gap - start < th["overfit_gap"] / 2:
+        return None
+    return {"metric_gap": gap, "metric_gap_start": start,
+            "train_error": float(tt[-1]), "val_error": float(vt[-1])}
 
 
 @rule("overfitting", cheap=True)
 def overfitting(f: RunFeatures, th: dict) -> Finding | None:
     """Validation loss rises after its minimum while training loss falls, or a large and
-    growing gap between training and validation metric."""
+    growing gap between training and validation (loss or [0, 1] metric)."""
     if not f.has_validation:
         return undecided("overfitting", "no validation curve")
     if f.n < 4:
@@ -93,23 +115,28 @@ def overfitting(f: RunFeatures, th: dict) -> Finding | None:
         best = f.epoch_label(r.best)
         return Finding(
             "overfitting", "warning", clamp01(0.5 + ramp(r.rise, th["overfit_rise"], 4 * th["overfit_rise"]) / 2),
-            f"val_loss rose {100 * r.rise_level:.0f}% from its minimum {r.val_min:.3g} at epoch {best} "
+            f"val_loss rose {100 * r.rise:.0f}% from its minimum {r.val_min:.3g} at epoch {best} "
             f"to {r.val_last:.3g} while training loss kept falling",
             {"best_epoch": best, "val_loss_min": r.val_min, "val_loss_last": r.val_last,
-             "rise_of_range": r.rise, "train_drop_after_best": r.train_drop},
+             "rise": r.rise, "train_drop_after_best": r.train_drop},
             list(REGULARISE), epoch=best,
         )
-    gap = _gap(f)
+    gap = loss_gap(f, th)
     if gap is not None:
-        end, at_best, best = gap
-        if end >= th["overfit_gap"] and end - at_best >= th["overfit_gap"] / 2:
-            return Finding(
-                "overfitting", "warning", 0.5 * ramp(end, th["overfit_gap"], 3 * th["overfit_gap"]) + 0.3,
-                f"{f.metric} gap between training and validation grew from {at_best:.2f} at epoch "
-                f"{f.epoch_label(best)} to {end:.2f}",
-                {"gap_last": end, "gap_at_best": at_best, "best_epoch": f.epoch_label(best)},
-                list(REGULARISE), epoch=f.epoch_label(best),
-            )
+        return Finding(
+            "overfitting", "warning", 0.4 + 0.5 * ramp(gap["gap_growth"], th["overfit_gap_growth"], 0.5),
+            f"training loss is {100 * (1 - gap['loss_gap']):.0f}% of the validation loss and kept falling "
+            f"after validation stopped improving at epoch {gap['settled_epoch']}",
+            gap, list(REGULARISE), epoch=gap["settled_epoch"],
+        )
+    gap = metric_gap(f, th)
+    if gap is not None:
+        return Finding(
+            "overfitting", "warning", 0.4 + 0.5 * ramp(gap["metric_gap"], th["overfit_gap"], 3 * th["overfit_gap"]),
+            f"{f.metric} is {gap['metric_gap']:.2f} better on training than on validation "
+            f"(gap {gap['metric_gap_start']:.2f} at the start)",
+            gap, list(REGULARISE),
+        )
     return None
 
 
@@ -171,18 +198,22 @@ def val_better_than_train(f: RunFeatures, th: dict) -> Finding | None:
 
 @rule("noisy_validation")
 def noisy_validation(f: RunFeatures, th: dict) -> Finding | None:
-    """Validation jumps up and down from epoch to epoch much more than its trend moves."""
+    """Validation jumps up and down from epoch to epoch by a large part of what its plot
+    shows (`curves.noise_ratio`), on the loss or the metric."""
     curves = f.val_curves()
     if not curves or max(np.isfinite(v).sum() for _, v in curves) < 5:
         return undecided("noisy_validation", "fewer than 5 validation values")
-    scores = {name: C.relative_zigzag(C.finite(v)) for name, v in curves}
-    score = float(np.mean(list(scores.values())))
+    no_learning = stalled(f, th)
+    if no_learning is not None and no_learning.is_problem:
+        return None  # nothing is learned: every curve is noise around a constant
+    scores = {name: C.noise_ratio(v) for name, v in curves}
+    name, score = max(scores.items(), key=lambda kv: kv[1])
     if score < th["noise_level"]:
         return None
     return Finding(
         "noisy_validation", "warning", ramp(score, th["noise_level"] * 0.5, th["noise_level"] * 3),
-        f"validation zig-zags by {100 * score:.0f}% of its level per epoch on average",
-        {"zigzag": scores},
+        f"{name} zig-zags by {100 * score:.0f}% of its plotted range per epoch (RMS)",
+        {"noise_ratio": scores},
         [
             Action({"data.val_fraction": "≥0.2"}, "a larger validation set gives steadier estimates"),
             Action({"train.batch_size": "×2"}, "larger batches make each epoch's model less random"),

@@ -7,37 +7,9 @@ import numpy as np
 from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, ramp, undecided
-from kadvisor.advisor.rules.generalisation import rising_validation
+from kadvisor.advisor.rules.generalisation import overfitting
 from kadvisor.advisor.rules.registry import rule
 from kadvisor.advisor.rules.training import stalled
-
-
-def tail_improvement(f: RunFeatures, th: dict) -> tuple[str, float] | None:
-    """Best relative improvement of a validation curve over the last part of the run.
-
-    Returns:
-        (curve name, improvement as a fraction of the curve's level), or None when
-        there is no validation curve. The curve must also still be making progress
-        (its last real new best lies in that tail) and the improvement must be larger
-        than the curve's average zig-zag, i.e. clear of the noise.
-    """
-    curves = f.val_curves()
-    if not curves:
-        return None
-    k = max(2, int(np.ceil(th["improve_tail"] * f.n)))
-    best = ("", 0.0)
-    for name, v in curves:
-        x = C.fill_gaps(v)
-        t = C.trend(x)
-        if t.size <= k:
-            continue
-        drop = float(t[-k - 1] - t[-1])
-        gain = drop / C.level(x)
-        progressing = f.progress_epoch(x, th["plateau_tolerance"]) >= t.size - k
-        clear = drop > float(np.mean(C.zigzag(x)))  # beyond the epoch-to-epoch noise
-        if progressing and clear and gain > best[1]:
-            best = (name, gain)
-    return best
 
 
 def _short(f: RunFeatures, th: dict, name: str) -> Finding | None:
@@ -54,16 +26,25 @@ def still_improving(f: RunFeatures, th: dict) -> Finding | None:
     short = _short(f, th, "still_improving")
     if short is not None:
         return short
-    name, gain = tail_improvement(f, th)
-    if gain < th["improve_min"]:
+    improving = f.improving_curve(th)
+    if improving is None:
         return None
-    tail = max(2, int(np.ceil(th["improve_tail"] * f.n)))
+    name, gain = improving
+    tail = f.tail_epochs(th)
     return Finding(
         "still_improving", "warning", ramp(gain, th["improve_min"] / 2, 4 * th["improve_min"]),
-        f"{name} improved {100 * gain:.0f}% of its level over the last {tail} epochs and is still improving",
+        f"{name} improved {100 * gain:.0f}% over the last {tail} epochs (median against the "
+        f"{tail} before) and is still improving",
         {"curve": name, "gain": gain, "tail_epochs": tail},
         [Action({"train.epochs": "×2"}, "the model has not converged: train longer")],
     )
+
+
+def settled_epoch(f: RunFeatures) -> int:
+    """The epoch by which validation settled into its final noise band
+    (`curves.settled_index`), read on ``val_loss`` when logged, else on the metric —
+    the curve a plateau schedule would monitor."""
+    return C.settled_index(f.val_curves()[0][1])
 
 
 @rule("plateau")
@@ -72,15 +53,15 @@ def plateau(f: RunFeatures, th: dict) -> Finding | None:
     short = _short(f, th, "plateau")
     if short is not None:
         return short
-    if rising_validation(f, th) is not None:
-        return None  # validation rises: that stretch is overfitting, not a plateau
+    generalises = overfitting(f, th)
+    if generalises is not None and generalises.is_problem:
+        return None  # validation rises, or flat while training pulls away: overfitting
     no_learning = stalled(f, th)
     if no_learning is not None and no_learning.is_problem:
         return None  # nothing was learned at all: that is `stalled`
-    improving = tail_improvement(f, th)
-    if improving is not None and improving[1] >= th["improve_min"]:
+    if f.improving_curve(th) is not None:
         return None
-    last = max(f.progress_epoch(C.fill_gaps(v), th["plateau_tolerance"]) for _, v in f.val_curves())
+    last = settled_epoch(f)
     at = (last + 1) / f.n
     if at > th["plateau_at"]:
         return None

@@ -13,7 +13,7 @@ import numpy as np
 
 from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
-from kadvisor.advisor.findings import Action, Finding, ramp
+from kadvisor.advisor.findings import Action, Finding, ramp, undecided
 from kadvisor.advisor.rules.registry import rule
 
 
@@ -75,54 +75,113 @@ def class_imbalance(f: RunFeatures, th: dict) -> Finding | None:
     )
 
 
-def _head_stage_flat(f: RunFeatures, th: dict) -> str | None:
-    """Name of a head-only stage in the history whose val loss flattened, with no later
-    stage; None if the history does not show that."""
-    if not f.stage or f.val_loss is None:
-        return None
+def stage_value(stage: dict, path: str, default: Any = None) -> Any:
+    """A dotted-path override of a ``[[stages]]`` table, written either way TOML allows
+    (``"optimizer.learning_rate" = 1e-4`` or ``optimizer.learning_rate = 1e-4``)."""
+    if path in stage:
+        return stage[path]
+    return get_path(stage, path, default)
+
+
+def _head_stage(f: RunFeatures) -> tuple[str, int | None] | None:
+    """(name, index in the recipe's stages) of the head-only stage the run ended in;
+    None when it did not end in one. Read from the history's ``stage`` column when
+    logged (a stage named in the recipe, or named like "head" without a recipe), else
+    from the recipe's last ``[[stages]]`` table."""
     stages = get_path(f.run.recipe, "stages") or []
-    head_names = {str(s.get("name", i)) for i, s in enumerate(stages) if s.get("trainable") == "head"}
-    head_names |= {str(i) for i, s in enumerate(stages) if s.get("trainable") == "head"}
-    last = f.stage[-1]
-    if last not in head_names and not ("head" in last.lower() and not stages):
+    names = [str(s.get("name", f"stage{i + 1}")) for i, s in enumerate(stages)]
+    if f.stage and f.stage[-1]:
+        last = f.stage[-1]
+        if last in names:
+            i = len(names) - 1 - names[::-1].index(last)
+            return (last, i) if stages[i].get("trainable") == "head" and i == len(stages) - 1 else None
+        return (last, None) if not stages and "head" in last.lower() else None
+    if stages and stages[-1].get("trainable") == "head":
+        return names[-1], len(stages) - 1
+    return None
+
+
+def _stage_converged(f: RunFeatures, name: str, th: dict) -> bool | None:
+    """Whether validation had stopped improving by the end of the stage (no curve
+    still improving by ``improve_min``, see `RunFeatures.improving_curve`); None when
+    the history has fewer than 3 epochs of it."""
+    rows = [i for i, s in enumerate(f.stage or []) if s == name]
+    if len(rows) < 3 or not f.has_validation:
         return None
-    idx = [i for i, s in enumerate(f.stage) if s == last]
-    v = C.fill_gaps(f.val_loss[idx])
-    if v.size < 3:
-        return None
-    progress = f.progress_epoch(v, th["plateau_tolerance"])
-    return last if progress < v.size - 2 else None
+    return RunFeatures.from_run(f.run.select(rows)).improving_curve(th) is None
 
 
 @rule("unfreeze_backbone", curve=False)
 def unfreeze_backbone(f: RunFeatures, th: dict) -> Finding | None:
-    """A head-only stage converged and no stage fine-tunes the backbone after it."""
-    stages = get_path(f.run.recipe, "stages") or []
-    flat = _head_stage_flat(f, th)
-    last_is_head = bool(stages) and stages[-1].get("trainable") == "head"
-    if not last_is_head and flat is None:
+    """The run ended in a head-only stage whose validation converged, no stage
+    fine-tunes the backbone after it, and the run is not already near-perfect."""
+    head = _head_stage(f)
+    if head is None or _near_perfect(f, th) is not None:
         return None
+    name, index = head
+    converged = _stage_converged(f, name, th)
+    if converged is False:
+        return None  # the head is still learning: still_improving says train it longer
+    stages = get_path(f.run.recipe, "stages") or []
     lr = get_path(f.run.recipe, "optimizer.learning_rate")
-    head_lr = get_path(stages[-1], "optimizer.learning_rate", lr) if stages else lr
-    if isinstance(head_lr, (int, float)):
+    head_lr = stage_value(stages[index], "optimizer.learning_rate", lr) if index is not None else lr
+    if isinstance(head_lr, (int, float)) and f.run.recipe is not None:
         new_stage = {"name": "finetune", "trainable": "all",
                      "optimizer": {"learning_rate": float(f"{head_lr * 0.1:.3g}")}}
         patch: dict[str, Any] = {"stages": [*stages, new_stage]}
     else:
         patch = {"stages": "+ {trainable = 'all', optimizer.learning_rate = ×0.1}"}
-    where = f"stage '{flat}'" if flat else "the last stage"
+    how = "converged" if converged else "ended"
     return Finding(
-        "unfreeze_backbone", "warning", 0.8 if flat else 0.6,
-        f"{where} trains only the head and nothing fine-tunes the backbone after it",
-        {"stage": flat or (stages[-1].get("name") if stages else None)},
+        "unfreeze_backbone", "warning", 0.8 if converged else 0.5,
+        f"head-only stage '{name}' {how} and nothing fine-tunes the backbone after it",
+        {"stage": name, "converged": converged, "head_learning_rate": head_lr},
         [Action(patch, "fine-tuning all layers at a 10× lower rate after the head converges "
                 "usually gains several points")],
     )
 
 
+# Smallest input of the keras.applications backbones kadvisor offers (ResNet50, VGG16,
+# MobileNetV2, EfficientNet...; Xception and InceptionV3 need more) and their channels.
+IMAGENET_MIN_SIZE = 32
+TRANSFER_BACKBONE = "resnet50"
+
+
+def achieved_error(f: RunFeatures) -> float | None:
+    """The run's error on held-out data as a fraction of chance-level error.
+
+    0 is perfect, 1 is guessing. Read from the test accuracy in ``metrics.json`` when
+    present, else from the best epoch of the validation metric (a [0, 1] accuracy-like
+    metric only); None when neither is known.
+    """
+    classes = _num_classes(f)
+    if not classes or classes < 2:
+        return None
+    acc = None
+    test = get_path(f.run.metrics, "test") or {}
+    for key in ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy"):
+        if isinstance(test.get(key), (int, float)):
+            acc = float(test[key])
+            break
+    if acc is None and f.bounded and f.val_err is not None and "acc" in (f.metric or ""):
+        finite = C.finite(f.val_err)
+        acc = 1.0 - float(np.min(finite)) if finite.size else None
+    if acc is None or not np.isfinite(acc):
+        return None
+    chance = 1.0 - 1.0 / classes
+    return max(0.0, 1.0 - acc) / chance
+
+
+def _near_perfect(f: RunFeatures, th: dict) -> float | None:
+    """The achieved error when it is below ``near_perfect`` of chance (else None)."""
+    err = achieved_error(f)
+    return err if err is not None and err < th["near_perfect"] else None
+
+
 @rule("train_from_scratch_small_data", curve=False)
 def train_from_scratch_small_data(f: RunFeatures, th: dict) -> Finding | None:
-    """Training from random weights with few images per class."""
+    """Training from random weights with few images per class, when the run leaves
+    room to gain and ImageNet weights can be used on its input."""
     if get_path(f.run.recipe, "model.weights") != "none":
         return None
     counts = _train_counts(f.run.data)
@@ -131,14 +190,24 @@ def train_from_scratch_small_data(f: RunFeatures, th: dict) -> Finding | None:
     per_class = np.median(list(counts.values())) if counts else (size / classes if size and classes else None)
     if per_class is None or per_class >= th["few_per_class"]:
         return None
+    if _near_perfect(f, th) is not None:
+        return None  # already near-perfect: pretrained weights have nothing to add
+    image = _image_size(f)
+    if image is not None and image < IMAGENET_MIN_SIZE:
+        return undecided("train_from_scratch_small_data", f"{image}-pixel inputs are below the "
+                         f"{IMAGENET_MIN_SIZE} pixels ImageNet backbones accept; pretrained weights do not apply")
     backbone = str(get_path(f.run.recipe, "model.backbone", ""))
     patch: dict[str, Any] = {"model.weights": "imagenet"}
-    if "cnn" in backbone:  # built-in CNNs have no pretrained weights
-        patch = {"model.backbone": "resnet50", "model.weights": "imagenet"}
+    if backbone.startswith("small_"):  # built-in CNNs have no pretrained weights
+        patch = {"model.backbone": TRANSFER_BACKBONE, "model.weights": "imagenet"}
+    if get_path(f.run.recipe, "data.channels", 3) != 3:
+        patch["data.channels"] = 3  # grayscale is tiled to RGB by the pipeline
+    err = achieved_error(f)
+    done = f" (validation/test error {100 * err:.0f}% of chance)" if err is not None else ""
     return Finding(
-        "train_from_scratch_small_data", "warning", ramp(th["few_per_class"] - per_class, 0, th["few_per_class"] / 2) * 0.4 + 0.6,
-        f"training from scratch with about {per_class:.0f} images per class: start from pretrained weights",
-        {"images_per_class": float(per_class), "backbone": backbone},
+        "train_from_scratch_small_data", "warning", ramp(th["few_per_class"] - per_class, 0, th["few_per_class"] / 2) * 0.4 + 0.5,
+        f"training from scratch with about {per_class:.0f} images per class{done}: start from pretrained weights",
+        {"images_per_class": float(per_class), "backbone": backbone, "error_of_chance": err},
         [Action(patch, "transfer learning from ImageNet needs far fewer images per class")],
     )
 
@@ -153,6 +222,8 @@ def low_resolution(f: RunFeatures, th: dict) -> Finding | None:
     bilinear = "bilinear" in str(get_path(f.run.recipe, "model.head", ""))
     want = th["bilinear_resolution"] if bilinear else th["min_resolution"]
     if not (bilinear or classes >= th["fine_grained_classes"]) or size >= want:
+        return None
+    if _near_perfect(f, th) is not None:
         return None
     why = "a bilinear head" if bilinear else f"{classes} classes (fine-grained)"
     return Finding(

@@ -63,22 +63,34 @@ def diverged(f: RunFeatures, th: dict) -> Finding | None:
     return None
 
 
-def loss_spikes(x: np.ndarray, rise: float) -> list[int]:
-    """Epochs where the loss jumps up by ``rise`` × its previous value and by a tenth of
-    its trend range (visible on the plot), then falls back.
+def loss_spikes(f: RunFeatures, th: dict) -> list[int]:
+    """Epochs where the training loss jumps up and falls back: a rise of ``spike_rise``
+    × its previous value that is also *visible* — it costs a [0, 1] training metric at
+    least ``spike_metric_drop`` (one point of accuracy by default), or, without such a
+    metric, it is at least ``spike_visible`` of the loss's plotted range.
 
-    The first two epochs are skipped: early wobble is normal while Adam's moment
-    estimates warm up.
+    A training loss is an average over an epoch, so it is smooth; a jump like that
+    means some steps undid earlier progress. The bar on visibility keeps out the
+    relative jitter of a loss that has reached ~0 (0.002 → 0.01 is +400% but nothing
+    a reader of the plot, or the accuracy, would notice). The first two epochs are
+    skipped: early wobble is normal while Adam's moment estimates warm up.
     """
-    t = C.trend(x)
-    spread = float(np.max(t) - np.min(t)) if t.size else 0.0
-    if spread <= 0:
+    if f.loss is None:
         return []
+    x = C.fill_gaps(f.loss)
+    err = C.fill_gaps(f.train_err) if f.bounded and f.train_err is not None else None
+    span = C.visible_range(x)
     out = []
     for i in range(2, x.size):
         up = x[i] - x[i - 1]
         back = i + 1 >= x.size or x[i + 1] < x[i]
-        if up > rise * abs(x[i - 1]) and up > 0.1 * spread and back:
+        if up <= th["spike_rise"] * abs(x[i - 1]) or not back:
+            continue
+        if err is not None:
+            visible = err[i] - err[i - 1] >= th["spike_metric_drop"]
+        else:
+            visible = up >= th["spike_visible"] * span
+        if visible:
             out.append(i)
     return out
 
@@ -89,7 +101,7 @@ def unstable(f: RunFeatures, th: dict) -> Finding | None:
     x = _finite_loss(f)
     if x is None or x.size < 5:
         return undecided("unstable", "fewer than 5 finite training-loss values")
-    found = loss_spikes(x, th["spike_rise"])
+    found = loss_spikes(f, th)
     if len(found) < th["unstable_spikes"]:
         return None
     epochs = [f.epoch_label(i) for i in found]
@@ -133,34 +145,46 @@ def stalled(f: RunFeatures, th: dict) -> Finding | None:
     )
 
 
+def _straight_and_slow(x: np.ndarray, th: dict) -> tuple[float, float, float]:
+    """(pace ratio, R² of the second half, per-epoch fall at the end as a fraction of
+    the loss) of a lower-is-better training curve."""
+    pace = C.pace_ratio(x)
+    half = x[x.size // 2 :]
+    with np.errstate(all="ignore"):
+        r = np.corrcoef(np.arange(half.size, dtype=float), half)[0, 1] if np.std(half) > 0 else 0.0
+    q = max(2, x.size // 4)
+    rate = -C.slope(x[-q:]) / max(abs(float(np.median(x[-q:]))), 1e-12)
+    return pace, float(r * r) if np.isfinite(r) else 0.0, rate
+
+
 @rule("slow_convergence")
 def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
-    """Training loss falls steadily and almost linearly, far from flattening."""
+    """Training loss falls steadily, in a straight line, slowly, far from flattening —
+    with validation following it down and no overfitting gap: the learning rate looks
+    too low."""
     x = _finite_loss(f)
     if x is None or x.size < th["min_epochs"]:
         return undecided("slow_convergence", f"fewer than {th['min_epochs']} epochs")
-    t = C.trend(x)
-    drop = (t[0] - t[-1]) / max(abs(t[0]), 1e-12)
-    if drop < th["stall_drop"]:
+    pace, r2, rate = _straight_and_slow(C.fill_gaps(f.loss), th)
+    if not (pace >= th["slow_pace"] and r2 >= th["linear_r2"] and 0 < rate <= th["slow_rate"]):
         return None
-    epochs = np.arange(t.size, dtype=float)
-    with np.errstate(all="ignore"):
-        r = np.corrcoef(epochs, t)[0, 1]
-    r2 = float(r * r) if np.isfinite(r) else 0.0
-    overall = (t[-1] - t[0]) / (t.size - 1)
-    late = C.slope(C.tail(t, 0.25))
-    keeps_pace = late / overall if overall < 0 else 0.0
-    gap_ok = True
+    if f.bounded and f.train_err is not None:  # the metric must not be flattening either
+        metric_pace = C.pace_ratio(C.fill_gaps(f.train_err))
+        if not metric_pace >= th["slow_pace"]:
+            return None
     if f.val_loss is not None and np.isfinite(f.val_loss).sum() >= 3:
-        vt = C.trend(f.val_loss)
-        gap_ok = abs(vt[-1] - t[-1]) <= th["close_gap"] * max(abs(t[-1]), 1e-12)
-    if r2 < th["linear_r2"] or keeps_pace < 0.5 or not gap_ok:
-        return None
+        end = float(f.val_loss_trend[-1])
+        if end > 0 and 1 - float(f.loss_trend[-1]) / end >= th["overfit_loss_gap"]:
+            return None  # generalisation, not speed, is the limit
+    curves = f.val_curves()
+    if curves and C.settled_index(curves[0][1]) < f.n - f.tail_epochs(th):
+        return None  # validation settled before the end: a faster rate would not help
     return Finding(
-        "slow_convergence", "warning", ramp(keeps_pace, 0.5, 1.0) * ramp(r2, th["linear_r2"], 1.0) ** 0.5,
-        f"training loss fell almost linearly (R²={r2:.2f}) and was still falling at "
-        f"{100 * keeps_pace:.0f}% of its average rate at the end: the learning rate looks too low",
-        {"r2": r2, "late_vs_average_slope": keeps_pace, "loss_drop": float(drop)},
+        "slow_convergence", "warning", 0.5 + 0.5 * ramp(pace, th["slow_pace"], 1.0) * ramp(r2, th["linear_r2"], 1.0),
+        f"training loss still falls in a straight line (R²={r2:.2f} over the second half, last "
+        f"quarter at {100 * pace:.0f}% of the pace before) by only {100 * rate:.1f}% per epoch: "
+        "the learning rate looks too low",
+        {"r2": r2, "pace_ratio": pace, "fall_per_epoch": rate},
         [
             Action({"optimizer.learning_rate": "×3"}, "a steady linear fall means small steps"),
             Action({"train.epochs": "×2"}, "or give it more epochs at the same rate"),
