@@ -9,8 +9,10 @@ from click.testing import CliRunner
 import kadvisor
 from kadvisor import rundir
 from kadvisor.cli import main
-from kadvisor.errors import DataError, InputError
+from kadvisor.data import load_split_arrays
+from kadvisor.errors import DataError, InputError, ModelError
 from kadvisor.evaluation.evaluate import evaluate_run, most_confident_mistakes
+from kadvisor.evaluation.runs import load_model, open_run, predict_split
 from kadvisor.recipe import recipe_from_dict
 
 TINY = {
@@ -101,15 +103,38 @@ def test_most_confident_mistakes_are_ranked_by_the_predicted_probability():
     assert mistakes[0]["confidence"] == 0.9 and mistakes[0]["true_probability"] == 0.05
 
 
+def test_mistake_images_kept_across_batches_are_those_of_the_listed_mistakes(run_dir):
+    run = open_run(run_dir)
+    predictions = predict_split(run, load_model(run), "test", keep_mistakes=10, batch_size=16)
+    x, y = load_split_arrays(run.recipe, "test")
+    assert np.array_equal(predictions.y, y)
+    listed = most_confident_mistakes(predictions.y, predictions.proba, run.class_names, 10)
+    assert [m["index"] for m in listed] == list(predictions.mistake_images)
+    for i, image in predictions.mistake_images.items():
+        assert np.array_equal(image, x[i])
+
+
+def copy_run(run_dir, path):
+    path.mkdir()
+    for name in (rundir.RECIPE, rundir.DATA, rundir.MODEL):
+        (path / name).write_bytes((run_dir / name).read_bytes())
+    return path
+
+
 def test_changed_data_is_reported_instead_of_scored(run_dir, tmp_path):
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for name in (rundir.RECIPE, rundir.MODEL):
-        (copy / name).write_bytes((run_dir / name).read_bytes())
+    copy = copy_run(run_dir, tmp_path / "copy")
     data = rundir.read_json(run_dir / rundir.DATA)
     data["splits"]["test"]["counts"]["3"] += 1
     rundir.write_json_atomic(copy / rundir.DATA, data)
     with pytest.raises(DataError, match="data.json recorded 361"):
+        evaluate_run(copy)
+
+
+def test_a_recipe_that_no_longer_fits_the_model_is_a_model_error(run_dir, tmp_path):
+    copy = copy_run(run_dir, tmp_path / "copy")
+    text = (copy / rundir.RECIPE).read_text()
+    (copy / rundir.RECIPE).write_text(text.replace("image_size = [8, 8]", "image_size = [12, 12]"))
+    with pytest.raises(ModelError, match=r"takes images of shape \(8, 8, 1\) but the split has \(12, 12, 1\)"):
         evaluate_run(copy)
 
 

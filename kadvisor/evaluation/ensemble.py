@@ -19,7 +19,7 @@ import numpy as np
 
 from kadvisor import rundir
 from kadvisor.errors import DataError, InputError
-from kadvisor.evaluation.runs import RunFiles, load_model, open_run, predict, scores, split_arrays
+from kadvisor.evaluation.runs import RunFiles, load_model, open_run, predict_split, scores
 from kadvisor.training.kfold import KFOLD_FILE
 
 METHODS = ("mean", "vote")
@@ -27,8 +27,6 @@ METHODS = ("mean", "vote")
 # The seed matters only when the test split is carved from the training data.
 TEST_SPLIT_FIELDS = ("data.source", "data.data_dir", "data.test_split", "data.test_fraction",
                      "data.classes", "seed")
-# Fields that shape the images a model takes; members may differ in these.
-INPUT_FIELDS = ("data.image_size", "data.resize_to", "data.channels")
 
 
 @dataclass
@@ -129,22 +127,18 @@ def ensemble_runs(paths, method: str = "mean") -> EnsembleResult:
         raise InputError(f"got {len(runs)} run; expected at least two run directories to ensemble")
     check_same_test_split(runs)
     num_classes = len(runs[0].class_names)
-    arrays: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     y = None
     members, probas = [], []
     for run in runs:
-        key = tuple(repr(run.recipe.get(f)) for f in TEST_SPLIT_FIELDS + INPUT_FIELDS)
-        if key not in arrays:  # members with the same inputs share one copy of the split
-            arrays[key] = split_arrays(run, "test")
-        x, labels = arrays[key]
+        predictions = predict_split(run, load_model(run), "test")
         if y is None:
-            y = labels
-        elif not np.array_equal(y, labels):
+            y = predictions.y
+        elif not np.array_equal(y, predictions.y):
             raise DataError(f"{run.path}: its test split has other labels or another order "
                             f"than {runs[0].path}'s; expected the same examples")
-        proba = predict(load_model(run), x, num_classes, run.path)
-        probas.append(proba)
-        members.append((run.path, scores(y, proba.argmax(axis=1), proba, num_classes)))
+        probas.append(predictions.proba)
+        members.append((run.path, scores(y, predictions.proba.argmax(axis=1), predictions.proba,
+                                         num_classes)))
     proba, predicted = combine(np.stack(probas), method)
     return EnsembleResult(method, len(y), members, scores(y, predicted, proba, num_classes))
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from kadvisor import rundir
 from kadvisor.evaluation.figures import confusion_png, mistakes_png
-from kadvisor.evaluation.runs import load_model, open_run, predict, scores, split_arrays
+from kadvisor.evaluation.runs import load_model, open_run, predict_split, scores
 
 TOP_K = (3, 5)
 MAX_MISTAKES = 25
@@ -79,10 +79,10 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", *, top_k=TOP_K
     from sklearn.metrics import classification_report, confusion_matrix, top_k_accuracy_score
 
     run = open_run(run_dir)
-    x, y = split_arrays(run, split)
     names = run.class_names
     k = len(names)
-    proba = predict(load_model(run), x, k, run.path)
+    predictions = predict_split(run, load_model(run), split, keep_mistakes=max_mistakes)
+    y, proba = predictions.y, predictions.proba
     predicted = proba.argmax(axis=1)
     present = np.unique(y)
     report_args = dict(labels=present, target_names=[names[c] for c in present], zero_division=0)
@@ -109,8 +109,8 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", *, top_k=TOP_K
              run.path / f"mistakes-{split}.png"]
     title = f"{run.path.name} — {split} ({len(y)} examples)"
     confusion_png(np.array(results["confusion_matrix"]), names, files[1], title)
-    shown = [m["index"] for m in results["mistakes"]]
-    mistakes_png(x[shown], [f"{m['true']} → {m['predicted']} ({m['confidence']:.2f})"
+    shown = [predictions.mistake_images[m["index"]] for m in results["mistakes"]]
+    mistakes_png(np.array(shown), [f"{m['true']} → {m['predicted']} ({m['confidence']:.2f})"
                             for m in results["mistakes"]],
                  files[2], f"{title}: most confident mistakes (true → predicted)")
     rundir.write_json_atomic(files[0], results)  # last: its presence means all are done

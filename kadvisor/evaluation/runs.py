@@ -1,15 +1,17 @@
 """A finished run directory as evaluation reads it: recipe, data facts, model, a split.
 
-The split is rebuilt from the run's resolved ``recipe.toml`` with
-`kadvisor.data.load_split_arrays` (splits are seeded, so the same recipe gives the same
-examples) and checked against the per-class counts ``data.json`` recorded at training
-time, so a data folder that changed since is reported instead of silently scored.
+The split is rebuilt from the run's resolved ``recipe.toml`` and the K-fold fold in
+``data.json`` (splits are seeded, so the same recipe gives the same examples), through
+the same evaluation pipeline as during training, and checked against the per-class
+counts ``data.json`` recorded then, so a data folder that changed since is reported
+instead of silently scored. Predictions are gathered batch by batch: a fine-grained
+test split at 448×448 would not fit in memory as one float32 array.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -88,61 +90,127 @@ def load_model(run: RunFiles):
         raise ModelError(f"{path}: cannot load the model: {first_line}") from None
 
 
-def split_arrays(run: RunFiles, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rebuilds one split of the run, as it was evaluated during training.
+@dataclass
+class SplitPredictions:
+    """A model's predictions on one split, gathered batch by batch.
+
+    Attributes:
+        y: True label of each example, in the split's order.
+        proba: Class probabilities ``(N, K)`` as float64, rows summing to 1.
+        mistake_images: Position in the split → image (float32 in [0, 255]) of the
+            most confident mistakes asked for (see `predict_split`).
+    """
+
+    y: np.ndarray
+    proba: np.ndarray
+    mistake_images: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def split_dataset(run: RunFiles, split: str):
+    """Rebuilds one split of the run as it was evaluated during training.
 
     Returns:
-        ``(x, y)``: float32 images in [0, 255] and int64 labels.
+        An unbatched ``tf.data.Dataset`` of ``(float32 image in [0, 255], label)``:
+        no shuffling, no augmentation, centre crop.
 
     Raises:
         DataError: when the recipe has no such split, or when the rebuilt split's
             per-class counts differ from those in data.json (the data changed).
     """
-    from kadvisor.data import load_split_arrays
+    from kadvisor.data.pipeline import check_sizes, eval_dataset
+    from kadvisor.data.sources import load_source
+    from kadvisor.data.splits import SPLIT_NAMES, make_splits
 
-    x, y = load_split_arrays(run.recipe, split, fold=run.data.get("fold"),
-                             num_folds=run.data.get("num_folds"))
+    recipe = run.recipe
+    if split not in SPLIT_NAMES:
+        raise DataError(f"split: got {split!r}; expected one of {', '.join(SPLIT_NAMES)}")
+    check_sizes(recipe.data)
+    source = load_source(recipe.data, recipe.seed)
+    splits = make_splits(source, recipe.data, recipe.seed, fold=run.data.get("fold"),
+                         num_folds=run.data.get("num_folds"))
+    if split not in splits.splits:
+        raise DataError(
+            f"{run.path}: the recipe has no {split!r} split; expected one of "
+            f"{', '.join(splits.splits)}"
+        )
+    if list(splits.class_names) != run.class_names:
+        raise DataError(
+            f"{run.path}: the classes rebuilt from recipe.toml "
+            f"({', '.join(splits.class_names[:5])}, ...) differ from data.json's "
+            f"({', '.join(run.class_names[:5])}, ...); expected the same data as at training time"
+        )
+    rebuilt = splits.splits[split].counts(len(splits.class_names))
     recorded = (run.data.get("splits") or {}).get(split, {}).get("counts")
     if recorded is not None:
-        rebuilt = np.bincount(y, minlength=len(run.class_names))
         expected = np.array([recorded.get(name, 0) for name in run.class_names])
-        if len(rebuilt) != len(expected) or np.any(rebuilt != expected):
+        if np.any(rebuilt != expected):
             raise DataError(
-                f"{run.path}: the {split} split rebuilt from recipe.toml has {len(y)} "
-                f"examples (per class {rebuilt.tolist()}) but data.json recorded "
-                f"{int(expected.sum())} ({expected.tolist()}); expected the same data "
-                f"as at training time — has {run.recipe.data.source} changed?"
+                f"{run.path}: the {split} split rebuilt from recipe.toml has "
+                f"{int(rebuilt.sum())} examples (per class {rebuilt.tolist()}) but data.json "
+                f"recorded {int(expected.sum())} ({expected.tolist()}); expected the same "
+                f"data as at training time — has {recipe.data.source} changed?"
             )
-    return x, y
+    return eval_dataset(source, splits, split, recipe.data)
 
 
-def predict(model, x: np.ndarray, num_classes: int, source: Path) -> np.ndarray:
-    """Class probabilities ``(N, num_classes)`` as float64, rows summing to 1.
+def predict_split(run: RunFiles, model, split: str, *, keep_mistakes: int = 0,
+                  batch_size: int = 64) -> SplitPredictions:
+    """Predicts one split batch by batch, never holding all its images in memory.
 
     Args:
-        model: A loaded Keras classifier (softmax output).
-        x: Images as `split_arrays` returns them.
-        num_classes: Classes the run was trained on.
-        source: The run directory, named in errors.
+        run: The run directory's files.
+        model: The run's loaded model.
+        split: "train", "validation" or "test".
+        keep_mistakes: Keep the images of this many most confident mistakes (the
+            same ones `kadvisor.evaluation.evaluate.most_confident_mistakes` lists).
+        batch_size: Images per prediction batch.
+
+    Returns:
+        The `SplitPredictions`.
 
     Raises:
+        DataError: see `split_dataset`.
         ModelError: when the model does not take these images or output these classes.
     """
+    dataset = split_dataset(run, split)
+    _check_input_shape(model, tuple(dataset.element_spec[0].shape), run.path)
+    num_classes = len(run.class_names)
+    ys, probas = [], []
+    kept_index, kept_confidence, kept_images = np.zeros(0, np.int64), np.zeros(0), []
+    offset = 0
+    for x, y in dataset.batch(batch_size).as_numpy_iterator():
+        proba = np.asarray(model.predict_on_batch(x), np.float64)
+        if proba.shape != (len(x), num_classes):
+            raise ModelError(
+                f"{run.path}: the model outputs {proba.shape[1:]} scores per image; "
+                f"expected {num_classes} class probabilities (data.json num_classes)"
+            )
+        # A float32 softmax sums to 1 only within ~1e-7; scikit-learn checks in float64.
+        proba /= np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
+        ys.append(y)
+        probas.append(proba)
+        if keep_mistakes:
+            wrong = np.flatnonzero(proba.argmax(axis=1) != y)
+            # Earlier candidates first, so a stable sort keeps the lower index on ties.
+            index = np.concatenate([kept_index, offset + wrong])
+            confidence = np.concatenate([kept_confidence, proba[wrong].max(axis=1)])
+            images = kept_images + list(x[wrong])
+            best = np.argsort(-confidence, kind="stable")[:keep_mistakes]
+            kept_index, kept_confidence = index[best], confidence[best]
+            kept_images = [images[i] for i in best]
+        offset += len(x)
+    proba = np.concatenate(probas) if probas else np.zeros((0, num_classes))
+    y = np.concatenate(ys).astype(np.int64) if ys else np.zeros(0, np.int64)
+    return SplitPredictions(y, proba, dict(zip(kept_index.tolist(), kept_images)))
+
+
+def _check_input_shape(model, shape: tuple, source: Path) -> None:
     expected = tuple(model.input_shape[1:])
-    if any(e is not None and e != g for e, g in zip(expected, x.shape[1:])) or len(expected) != x.ndim - 1:
+    if len(expected) != len(shape) or any(e is not None and e != g for e, g in zip(expected, shape)):
         raise ModelError(
             f"{source}: the model takes images of shape {expected} but the split has "
-            f"{tuple(x.shape[1:])}; expected recipe.toml to match the model"
+            f"{shape}; expected recipe.toml to match the model"
         )
-    proba = np.asarray(model.predict(x, batch_size=256, verbose=0), np.float64)
-    # A float32 softmax sums to 1 only within ~1e-7; scikit-learn checks in float64.
-    proba /= np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
-    if proba.shape != (len(x), num_classes):
-        raise ModelError(
-            f"{source}: the model outputs {proba.shape[1:]} scores per image; expected "
-            f"{num_classes} class probabilities (data.json num_classes)"
-        )
-    return proba
 
 
 def scores(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None, num_classes: int) -> dict:

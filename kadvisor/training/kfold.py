@@ -95,7 +95,7 @@ def fit_kfold(recipe, out_dir: str | os.PathLike = "runs", *, folds: int | None 
         fold_dir = parent / f"fold-{i + 1}"
         try:
             fit(recipe, quiet=quiet, printer=printer, fold=i, num_folds=k, run_dir=fold_dir)
-        except Interrupted:
+        except (Interrupted, KeyboardInterrupt):  # the latter outside model.fit
             _write(result, "interrupted")
             raise Interrupted(
                 f"interrupted in fold {i + 1} of {k}; the {len(result.runs)} finished folds "
