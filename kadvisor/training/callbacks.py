@@ -44,6 +44,19 @@ class HistoryLogger(keras.callbacks.Callback):
         append_history_row(self.path, row)
 
 
+class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras's `TerminateOnNaN`, checked in Keras's callback thread.
+
+    A callback with a per-batch hook makes Keras convert every step's logs to Python
+    numbers on the training thread, which waits for each step to finish (a stall per
+    batch, costly on accelerators). Declared ``async_safe``, the same check runs in
+    Keras's callback executor while the next steps are dispatched; a NaN still stops
+    training within a step or two.
+    """
+
+    async_safe = True
+
+
 class BestModelSaver(keras.callbacks.Callback):
     """Keeps the best model so far in a file, replaced atomically.
 
@@ -55,13 +68,11 @@ class BestModelSaver(keras.callbacks.Callback):
         path: Where to save (``model.keras``).
         monitor: Quantity to watch; direction inferred from its name.
         save_best_only: False keeps the last epoch's model instead.
-        backbone_path: Also save the backbone's weights here (for transfer to later runs).
     """
 
-    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = True, backbone_path=None):
+    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = True):
         super().__init__()
         self.path, self.monitor, self.save_best_only = path, monitor, save_best_only
-        self.backbone_path = backbone_path
         self.higher_is_better = higher_is_better(monitor)
         self.best = -math.inf if self.higher_is_better else math.inf
         self.best_epoch: int | None = None
@@ -78,8 +89,6 @@ class BestModelSaver(keras.callbacks.Callback):
 
     def save(self):
         save_model_atomic(self.model, self.path)
-        if self.backbone_path is not None:
-            save_model_atomic(self.model.get_layer("backbone"), self.backbone_path)
 
 
 def higher_is_better(metric: str) -> bool:

@@ -15,11 +15,10 @@ from kadvisor import rundir
 from kadvisor.errors import KadvisorError
 from kadvisor.plotting import plot_history, read_history_columns
 from kadvisor.recipe import Recipe, apply_overrides, load_recipe, recipe_from_dict, to_toml
-from kadvisor.training.callbacks import BestModelSaver, HistoryLogger, higher_is_better
+from kadvisor.training.callbacks import BestModelSaver, HistoryLogger, TerminateOnNaN, higher_is_better
 from kadvisor.training.devices import build_strategy, precision
 from kadvisor.training.env import describe_environment
-from kadvisor.training.optimizers import build_loss
-from kadvisor.training.loop import train_stages
+from kadvisor.training.loop import labels_for_loss, train_stages
 
 
 class Interrupted(KadvisorError):
@@ -101,10 +100,7 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
     if monitor != recipe.train.monitor:
         say(f"no validation split: monitoring '{monitor}' instead of '{recipe.train.monitor}'")
     run = Run(path=path, recipe=recipe)
-    saver = BestModelSaver(
-        path / rundir.MODEL, monitor, save_best_only=recipe.train.checkpoint,
-        backbone_path=path / rundir.BACKBONE_WEIGHTS,
-    )
+    saver = BestModelSaver(path / rundir.MODEL, monitor, save_best_only=recipe.train.checkpoint)
     start = time.perf_counter()
     status = "finished"
     with precision(recipe.distribute.precision), strategy.scope():
@@ -127,6 +123,8 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
             saver.save()
         best = keras.models.load_model(path / rundir.MODEL, safe_mode=True)
         run.model = best
+        # The best backbone alone, for `model.weights = "RUN/backbone.weights.h5"` later.
+        rundir.save_model_atomic(best.get_layer("backbone"), path / rundir.BACKBONE_WEIGHTS)
         test = _evaluate(best, data, recipe) if status == "finished" else {}
     run.metrics = _metrics(path, monitor, saver, test, status, time.perf_counter() - start)
     rundir.write_json_atomic(path / rundir.METRICS, run.metrics)
@@ -138,7 +136,7 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
 
 def _callbacks(span, path, saver, monitor, say) -> list:
     recipe = span.recipe
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = [TerminateOnNaN()]
     mode = "max" if higher_is_better(monitor) else "min"
     if recipe.schedule.name == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
@@ -159,12 +157,7 @@ def _callbacks(span, path, saver, monitor, say) -> list:
 def _evaluate(model, data, recipe) -> dict:
     if data.test is None:
         return {}
-    _, one_hot = build_loss(recipe, data.info.num_classes)
-    test = data.test
-    if one_hot:
-        import tensorflow as tf
-
-        test = test.map(lambda x, y: (x, tf.one_hot(y, data.info.num_classes)))
+    test = labels_for_loss(data.test, recipe, data.info.num_classes)
     return {k: float(v) for k, v in model.evaluate(test, verbose=0, return_dict=True).items()}
 
 

@@ -73,17 +73,23 @@ def compile_for_stage(model, span: StageSpan, num_classes: int, steps_per_epoch:
     )
 
 
-def with_labels(data, recipe: Recipe):
-    """``(train, validation)`` with one-hot labels for the losses that need them."""
+def labels_for_loss(dataset, recipe: Recipe, num_classes: int):
+    """The dataset with one-hot labels when the recipe's loss needs them (else as is).
+
+    Label smoothing and focal loss are categorical losses; the pipeline yields class ids.
+    """
     import tensorflow as tf
 
-    num_classes = data.info.num_classes
     _, one_hot = build_loss(recipe, num_classes)
-    if not one_hot:
-        return data.train, data.validation
-    encode = lambda x, y: (x, tf.one_hot(y, num_classes))  # noqa: E731
-    validation = data.validation.map(encode) if data.validation is not None else None
-    return data.train.map(encode), validation
+    if dataset is None or not one_hot:
+        return dataset
+    return dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+
+
+def with_labels(data, recipe: Recipe):
+    """``(train, validation)`` of a bundle with the labels the recipe's loss needs."""
+    n = data.info.num_classes
+    return labels_for_loss(data.train, recipe, n), labels_for_loss(data.validation, recipe, n)
 
 
 def steps_per_epoch(dataset) -> int:
