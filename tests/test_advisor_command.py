@@ -114,3 +114,32 @@ def test_bad_format_and_bad_input(tmp_path):
     bad.write_text("")
     with pytest.raises(InputError):
         capture(str(bad))
+
+
+def test_apply_unfreeze_appends_a_stage_that_recipe_check_accepts(tmp_path):
+    from click.testing import CliRunner
+
+    from kadvisor.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    t = np.arange(20)
+    loss = 0.4 + np.exp(-0.5 * t)
+    rows = ["epoch,accuracy,loss,val_accuracy,val_loss,lr,stage,seconds"]
+    rows += [f"{i},{0.7},{loss[i]},{0.65},{loss[i] * 1.1},0.001,head,1.0" for i in t]
+    (run / "history.csv").write_text("\n".join(rows) + "\n")
+    recipe = ('# transfer recipe\n[model]\nbackbone = "resnet50"\nweights = "imagenet"\n\n'
+              '[[stages]]\nname = "head"  # train the new head first\ntrainable = "head"\n'
+              '"optimizer.learning_rate" = 1e-3\n')
+    (run / "recipe.toml").write_text(recipe)
+    out = tmp_path / "next.toml"
+    _, text = capture(str(run), apply=str(out))
+    assert "applied unfreeze_backbone" in text
+    written = out.read_text()
+    assert written.startswith(recipe)  # the user's file is kept byte for byte
+    assert "kadvisor diagnose: unfreeze_backbone" in written
+    stages = load_recipe(str(out)).stages
+    assert [s.trainable for s in stages] == ["head", "all"]
+    assert stages[1].overrides["optimizer.learning_rate"] == pytest.approx(1e-4)
+    result = CliRunner().invoke(main, ["recipe", "check", str(out)])
+    assert result.exit_code == 0, result.output

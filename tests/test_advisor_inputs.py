@@ -106,3 +106,30 @@ def test_invalid_recipe_in_run_directory(tmp_path):
     (tmp_path / "recipe.toml").write_text("a = = 1")
     with pytest.raises(InputError, match="invalid TOML"):
         read_target(str(tmp_path))
+
+
+def test_kadvisor_fit_history_with_stage_names_gap_and_a_cut_last_row(tmp_path):
+    # epochs from 0, `stage` holds the stage NAME, early stopping ended "head" at epoch 3
+    # of a planned 6 (an epoch gap), and a kill cut the last row short.
+    rows = ["epoch,accuracy,loss,val_accuracy,val_loss,lr,stage,seconds"]
+    rows += [f"{e},{0.5 + e / 100},{1 - e / 50},{0.5 + e / 110},{1.05 - e / 50},0.001,head,2.5" for e in range(4)]
+    rows += [f"{e},{0.6 + e / 100},{0.8 - e / 60},{0.6 + e / 110},{0.85 - e / 60},0.0001,finetune,3.1" for e in range(6, 16)]
+    text = "\n".join(rows) + "\n16,0.75,0.52,0.7"
+    run = read_target(write(tmp_path, "history.csv", text))
+    assert run.length == 14
+    assert run.text["stage"][:4] == ["head"] * 4 and run.text["stage"][-1] == "finetune"
+    assert list(run.epochs[3:5]) == [3, 6]
+    d = diagnose(run)
+    assert d.features["judged_stage"] == "finetune" and d.features["judged_epochs"] == [6, 15]
+
+
+def test_every_labelled_real_curve_reads(tmp_path):
+    import os
+
+    base = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "curves", "dev")
+    if not os.path.isdir(base):
+        pytest.skip("the labelled curves are not checked out next to the repository")
+    for name in sorted(os.listdir(base)):
+        run = read_target(os.path.join(base, name))
+        assert run.length >= 8 and ("loss" in run.columns or any(c.endswith("loss") for c in run.columns))
+        diagnose(run)

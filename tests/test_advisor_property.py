@@ -31,6 +31,16 @@ def test_diagnose_never_raises(history):
         assert 0.0 <= f.confidence <= 1.0 and math.isfinite(f.confidence)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(names, curve, min_size=1, max_size=4),
+       st.lists(st.sampled_from(["head", "finetune", "", "x"]), max_size=60),
+       st.lists(st.one_of(st.integers(-5, 500), st.floats(allow_nan=True)), max_size=60))
+def test_diagnose_never_raises_with_stages_and_epochs(history, stages, epochs):
+    d = diagnose({**history, "stage": stages, "epoch": epochs}, recipe={"stages": [{"name": "head", "trainable": "head"}]},
+                 data={"num_classes": 2, "splits": {"train": {"counts": {"a": 1, "b": 0}}}})
+    json.loads(d.to_json())
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(min_value=0, max_value=300), st.floats(min_value=-1e6, max_value=1e6))
 def test_constant_curves_of_any_length(n, value):

@@ -266,3 +266,18 @@ def test_curves_of_a_staged_run_are_read_on_the_last_stage():
     d = diagnose(c)
     assert d.features["judged_stage"] == "finetune" and d.features["judged_epochs"] == [14, 43]
     assert d.labels == ["healthy"]
+
+
+# the [advisor] section --------------------------------------------------------------
+
+def test_advisor_section_knows_every_rule_and_the_docs_every_threshold():
+    import os
+
+    import tomlkit
+
+    from kadvisor.recipe.advisor_section import FINDINGS, advisor_defaults, advisor_help
+
+    assert set(FINDINGS) == set(RULES)
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "reading-the-advice.md")).read()
+    for name, value in advisor_defaults().items():
+        assert f"| `{name}` | `{tomlkit.item(value).as_string()}` | {advisor_help()[name]} |" in doc, name

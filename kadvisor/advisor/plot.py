@@ -1,8 +1,9 @@
 """The learning curves with the findings marked (``diagnose --plot FILE.png``).
 
 Loss on the left, the main metric on the right, training and validation on the same
-axes; vertical lines mark the epochs findings point at (best epoch, divergence point,
-overfitting onset, plateau start) and stage boundaries. matplotlib (Agg) is imported
+axes; vertical lines mark the best validation-loss epoch (green, dotted), the epochs
+findings point at (divergence point, overfitting onset, plateau start) and stage
+boundaries. matplotlib (Agg) is imported
 only here, only when a plot is asked for.
 """
 
@@ -35,6 +36,11 @@ def plot_diagnosis(d: Diagnosis, path: str) -> None:
             ax.plot(epochs[: len(train)], train, label=name)
         if val is not None:
             ax.plot(epochs[: len(val)], val, label="val_" + name)
+        best = d.features.get("val_loss_best_epoch")
+        if best is not None:
+            ax.axvline(best, color="tab:green", ls=":", lw=1)
+            ax.annotate("best val_loss", (best, 0), xycoords=("data", "axes fraction"),
+                        rotation=90, va="bottom", ha="right", fontsize=8, color="tab:green")
         for finding in d.findings:
             if finding.epoch is not None:
                 ax.axvline(finding.epoch, color=_MARK_COLOURS.get(finding.severity, "k"), ls="--", lw=1)

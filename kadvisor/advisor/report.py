@@ -73,8 +73,13 @@ def to_text(d: Diagnosis, colour: bool = False, max_actions: int = 2) -> str:
     index = {id(a): i + 1 for i, (_, a) in enumerate(numbered_actions(d))}
     for f in d.findings:
         lines.append(f"{severity_tag(f.severity, colour)} {f.rule} ({f.confidence:.2f}): {f.summary}")
-        for a in [a for a in f.actions if a.patch][:max_actions]:
+        actions = [a for a in f.actions if a.patch]
+        for a in actions[:max_actions]:
             lines.append(f"    [{index[id(a)]}] {describe_action(a)} — {a.why}")
+        if len(actions) > max_actions:
+            rest = [index[id(a)] for a in actions[max_actions:]]
+            lines.append(f"    (+{len(rest)} more: [{rest[0]}]{'' if len(rest) == 1 else f'–[{rest[-1]}]'}, "
+                         "see --format markdown)")
     if d.undecided:
         lines.append("cannot judge: " + "; ".join(f"{u.rule}" for u in d.undecided))
     return "\n".join(lines)

@@ -10,7 +10,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from kadvisor.recipe.fields import between, ge, gt, option
+from kadvisor.recipe.fields import between, each, ge, gt, one_of, option
+
+
+# The finding ids of kadvisor.advisor.rules (a test keeps the two in step); the recipe
+# layer sits below the advisor, so it cannot ask the registry itself.
+FINDINGS = (
+    "diverged", "unstable", "stalled", "slow_convergence", "overfitting", "underfitting",
+    "still_improving", "plateau", "noisy_validation", "val_better_than_train",
+    "class_imbalance", "unfreeze_backbone", "train_from_scratch_small_data", "low_resolution",
+)
 
 
 @dataclass
@@ -18,10 +27,13 @@ class AdvisorSection:
     """Advisor settings: rule thresholds, live advice during fit."""
 
     live: bool = option(True, "evaluate cheap rules at every epoch end during fit")
-    stop_on: list[str] = option([], "findings that stop training when they fire live")
+    stop_on: list[str] = option(
+        [], "findings that stop training when they fire live (e.g. [\"diverged\"])",
+        each(one_of(*FINDINGS)),
+    )
     min_epochs: int = option(
         8, "runs shorter than this are not judged for plateau, still_improving, "
-        "slow_convergence", ge(2),
+        "slow_convergence; live advice checks only diverged before this epoch", ge(2),
     )
     diverge_ratio: float = option(
         1.5, "diverged: final training loss is this many times its first value", gt(1),
@@ -63,8 +75,8 @@ class AdvisorSection:
         gt(0),
     )
     overfit_loss_gap: float = option(
-        0.5, "overfitting: training loss (or [0, 1] error) is at most 1 minus this "
-        "fraction of the validation one", between(0, 1),
+        0.5, "overfitting: the train-validation gap is at least this share of the "
+        "validation loss (or [0, 1] error), i.e. training is at most half of it", between(0, 1),
     )
     overfit_gap_growth: float = option(
         0.15, "overfitting: the loss gap grew by this fraction of the validation loss "
@@ -75,20 +87,21 @@ class AdvisorSection:
         "wider than at the start by half of it", gt(0),
     )
     improve_tail: float = option(
-        0.2, "fraction of the last epochs read for still_improving and slopes",
-        between(0.05, 0.5),
+        0.2, "the end of the run: this fraction of the epochs (at least 3), compared "
+        "with as many epochs before it", between(0.05, 0.5),
     )
     improve_min: float = option(
-        0.03, "still_improving: validation improved at least this fraction of its "
-        "level over the tail, and more than its average epoch-to-epoch zig-zag", gt(0),
+        0.03, "still_improving: the median of a validation curve over the end is this "
+        "fraction better than over the epochs before, by more than its zig-zag there, "
+        "and its best epoch lies in the end", gt(0),
     )
     plateau_at: float = option(
-        0.6, "plateau: validation stopped improving before this fraction of the run",
-        between(0, 1),
+        0.6, "plateau: validation (val_loss, else the metric) settled within one RMS "
+        "zig-zag of its best before this fraction of the run", between(0, 1),
     )
     plateau_tolerance: float = option(
-        0.02, "an improvement smaller than this fraction of the level does not count "
-        "as progress", ge(0),
+        0.02, "a change smaller than this fraction of a curve's level is no progress "
+        "(training 'kept falling', validation 'stopped improving')", ge(0),
     )
     noise_level: float = option(
         0.07, "noisy_validation: the RMS epoch-to-epoch zig-zag of validation is this "

@@ -66,11 +66,14 @@ def plateau(f: RunFeatures, th: dict) -> Finding | None:
     if at > th["plateau_at"]:
         return None
     wasted = f.n - 1 - last
+    name, curve = f.val_curves()[0]
+    band = C.zigzag_rms(C.fill_gaps(curve)[f.n // 2 :])
     return Finding(
         "plateau", "warning", ramp(th["plateau_at"] - at, 0, 0.3),
-        f"validation stopped improving at epoch {f.epoch_label(last)} of {f.n}: "
-        f"{wasted} epochs brought no progress",
-        {"last_progress_epoch": f.epoch_label(last), "fraction_of_run": at, "wasted_epochs": wasted},
+        f"{name} settled within ±{band:.2g} of its best by epoch {f.epoch_label(last)} "
+        f"({100 * at:.0f}% of the run): the last {wasted} epochs brought no real progress",
+        {"last_progress_epoch": f.epoch_label(last), "fraction_of_run": at, "wasted_epochs": wasted,
+         "noise_band": band},
         [
             Action({"schedule.name": "plateau"}, "decay the learning rate when validation stalls"),
             Action({"train.early_stopping": "≥5"}, "stop when nothing more is gained"),
