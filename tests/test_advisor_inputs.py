@@ -129,7 +129,12 @@ def test_every_labelled_real_curve_reads(tmp_path):
     base = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "curves", "dev")
     if not os.path.isdir(base):
         pytest.skip("the labelled curves are not checked out next to the repository")
+    from kadvisor.advisor.actions import direction
+
     for name in sorted(os.listdir(base)):
         run = read_target(os.path.join(base, name))
         assert run.length >= 8 and ("loss" in run.columns or any(c.endswith("loss") for c in run.columns))
-        diagnose(run)
+        d = diagnose(run)
+        ways = {direction(None, a.patch["optimizer.learning_rate"])
+                for f in d.findings for a in f.actions if "optimizer.learning_rate" in a.patch}
+        assert len(ways) <= 1, (name, ways)  # never both raise and lower the learning rate

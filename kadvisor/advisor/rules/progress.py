@@ -68,16 +68,24 @@ def plateau(f: RunFeatures, th: dict) -> Finding | None:
     wasted = f.n - 1 - last
     name, curve = f.val_curves()[0]
     band = C.zigzag_rms(C.fill_gaps(curve)[f.n // 2 :])
+    decays = [] if f.lr is None else [i for i in C.change_points(C.fill_gaps(f.lr)) if i > last]
+    stop = Action({"train.early_stopping": "≥5"}, "stop when nothing more is gained")
+    if decays:  # the learning rate was already lowered on the flat stretch: stop earlier
+        when = f" (even after the learning rate changed at epoch {f.epoch_label(decays[0])})"
+        actions = [stop, Action({"train.epochs": f"×{max(0.1, (last + 1) / f.n * 1.5):.2g}"},
+                                "fewer epochs: the last ones were wasted")]
+    else:
+        when = " at a constant learning rate"
+        actions = [
+            Action({"schedule.name": "plateau"}, "decay the learning rate when validation stalls"),
+            stop,
+            Action({"optimizer.learning_rate": "×0.3"}, "a smaller rate can settle into a better minimum"),
+        ]
     return Finding(
         "plateau", "warning", ramp(th["plateau_at"] - at, 0, 0.3),
         f"{name} settled within ±{band:.2g} of its best by epoch {f.epoch_label(last)} "
-        f"({100 * at:.0f}% of the run): the last {wasted} epochs brought no real progress",
+        f"({100 * at:.0f}% of the run): the last {wasted} epochs brought no real progress{when}",
         {"last_progress_epoch": f.epoch_label(last), "fraction_of_run": at, "wasted_epochs": wasted,
-         "noise_band": band},
-        [
-            Action({"schedule.name": "plateau"}, "decay the learning rate when validation stalls"),
-            Action({"train.early_stopping": "≥5"}, "stop when nothing more is gained"),
-            Action({"optimizer.learning_rate": "×0.3"}, "a smaller rate can settle into a better minimum"),
-        ],
-        epoch=f.epoch_label(last),
+         "noise_band": band, "lr_changes_after": [f.epoch_label(i) for i in decays]},
+        actions, epoch=f.epoch_label(last),
     )
