@@ -57,19 +57,30 @@ def _quiet_tensorflow() -> None:
 
 
 @main.command()
-@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a recipe field (TOML value), e.g. optimizer.learning_rate=3e-4.")
 @click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(file_okay=False), help="Parent folder of the run directory.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs (of every stage).")
 @click.option("--kfold", type=click.IntRange(min=2), help="Stratified K-fold cross-validation (same as validation.kfold).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the killed or interrupted run in this run directory (no RECIPE).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def fit(recipe, overrides, out_dir, epochs, kfold, quiet):
+def fit(recipe, overrides, out_dir, epochs, kfold, resume_dir, quiet):
     """Train the model RECIPE describes and write a run directory."""
+    if resume_dir and (recipe or overrides or epochs or kfold):
+        raise click.UsageError("--resume continues a run with its own recipe: give no RECIPE, --set, --epochs or --kfold")
+    if not resume_dir and not recipe:
+        raise click.UsageError("missing RECIPE (or --resume RUN_DIR)")
+    echo = (lambda m: None) if quiet else click.echo
+    if resume_dir:
+        _quiet_tensorflow()
+        from kadvisor.training.fit import resume
+
+        _report_run(resume(resume_dir, quiet=quiet, printer=echo), quiet)
+        return
     from kadvisor.recipe import load_recipe
 
     loaded = load_recipe(recipe, overrides)
     _quiet_tensorflow()
-    echo = (lambda m: None) if quiet else click.echo
     if kfold or loaded.validation.kfold:
         from kadvisor.training.kfold import fit_kfold
 
@@ -78,7 +89,10 @@ def fit(recipe, overrides, out_dir, epochs, kfold, quiet):
         return
     from kadvisor.training.fit import fit as fit_recipe
 
-    run = fit_recipe(loaded, out_dir, epochs=epochs, quiet=quiet, printer=echo)
+    _report_run(fit_recipe(loaded, out_dir, epochs=epochs, quiet=quiet, printer=echo), quiet)
+
+
+def _report_run(run, quiet: bool) -> None:
     test = run.metrics.get("test") or {}
     if test and not quiet:
         click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
@@ -134,10 +148,11 @@ def init(folder, output, force):
 @click.option("--action", type=click.IntRange(min=1), default=1, show_default=True, help="Which ranked action --apply uses.")
 @click.option("--recipe", "recipe_file", type=click.Path(dir_okay=False), help="Patch this recipe file (keeps its comments) instead of the run's recipe.toml.")
 def diagnose(target, fmt, plot, apply_to, action, recipe_file):
-    """Read the learning curves in TARGET (run directory, CSVLogger file or History JSON) and recommend the next step."""
+    """Read the learning curves in TARGET (run directory, K-fold parent, CSVLogger file or History JSON) and recommend the next step."""
     from kadvisor.advisor.command import diagnose_command
 
-    code = diagnose_command(target, fmt=fmt, plot=plot, apply=apply_to, action=action, recipe=recipe_file, echo=click.echo)
+    code = diagnose_command(target, fmt=fmt, plot=plot, apply=apply_to, action=action, recipe=recipe_file,
+                            echo=click.echo, colour=sys.stdout.isatty())
     sys.exit(code or 0)
 
 
@@ -163,6 +178,23 @@ def ensemble(run_dirs, method):
 
     for line in ensemble_runs(run_dirs, method).summary_lines():
         click.echo(line)
+
+
+@main.command()
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Tuning directory (default tuning/<name>; running again continues the search there).")
+@click.option("--refine", type=click.Path(file_okay=False), metavar="TUNE_DIR", help="Narrow each numeric range around the top trials of TUNE_DIR and search again (RECIPE defaults to its search.toml).")
+@click.option("--chief", is_flag=True, help="Serve the search to workers (KerasTuner's chief) and write the results.")
+@click.option("--worker", metavar="ID", help="Run trials for the chief at --host/--port, as worker ID.")
+@click.option("--host", help="Address the chief listens on / workers connect to.  [default: 127.0.0.1]")
+@click.option("--port", type=int, help="The chief's port.  [default: 8000]")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a recipe field (TOML value), e.g. search.max_epochs=9.")
+def tune(recipe, out, refine, chief, worker, host, port, overrides):
+    """Search RECIPE's [search.space] with KerasTuner (Hyperband by default); write leaderboard.csv, best.toml and search.png."""
+    _quiet_tensorflow()
+    from kadvisor.tuning.command import tune_command
+
+    tune_command(recipe, out=out, refine=refine, chief=chief, worker=worker, host=host, port=port, overrides=overrides, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@
       model.keras   best model (Keras format, loads with safe_mode)
       curves.png    loss and metric, train and validation, on one figure, stages marked
       diagnosis.json  written by `kadvisor diagnose`
+      checkpoint/   weights + optimizer state of the last epoch, for `fit --resume`
 
 Every file except history.csv is replaced atomically (written to a temporary file in
 the same directory, then renamed), so a killed process leaves the previous complete
@@ -36,6 +37,7 @@ MODEL = "model.keras"
 BACKBONE_WEIGHTS = "backbone.weights.h5"
 CURVES = "curves.png"
 DIAGNOSIS = "diagnosis.json"
+CHECKPOINT = "checkpoint"
 
 
 def _umask() -> int:

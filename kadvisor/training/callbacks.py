@@ -1,14 +1,15 @@
 """Callbacks kadvisor adds to Keras's own (EarlyStopping, TerminateOnNaN,
-ReduceLROnPlateau): a durable history writer and an atomic best-model checkpoint."""
+ReduceLROnPlateau): a durable history writer and a NaN check that does not stall.
+
+The best-model and resume checkpoint is `kadvisor.training.checkpoint.RunCheckpoint`."""
 
 from __future__ import annotations
 
-import math
 import time
 
 import keras
 
-from kadvisor.rundir import append_history_row, save_model_atomic
+from kadvisor.rundir import append_history_row
 
 
 class HistoryLogger(keras.callbacks.Callback):
@@ -55,40 +56,6 @@ class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
     """
 
     async_safe = True
-
-
-class BestModelSaver(keras.callbacks.Callback):
-    """Keeps the best model so far in a file, replaced atomically.
-
-    Unlike `keras.callbacks.ModelCheckpoint`, a process killed while saving leaves the
-    previous best model intact. One instance is shared by all stages so "best" means
-    best over the whole run.
-
-    Args:
-        path: Where to save (``model.keras``).
-        monitor: Quantity to watch; direction inferred from its name.
-        save_best_only: False keeps the last epoch's model instead.
-    """
-
-    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = True):
-        super().__init__()
-        self.path, self.monitor, self.save_best_only = path, monitor, save_best_only
-        self.higher_is_better = higher_is_better(monitor)
-        self.best = -math.inf if self.higher_is_better else math.inf
-        self.best_epoch: int | None = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        improved = value is not None and math.isfinite(value) and (
-            value > self.best if self.higher_is_better else value < self.best
-        )
-        if improved:
-            self.best, self.best_epoch = float(value), epoch
-        if improved or not self.save_best_only:
-            self.save()
-
-    def save(self):
-        save_model_atomic(self.model, self.path)
 
 
 def higher_is_better(metric: str) -> bool:

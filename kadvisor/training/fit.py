@@ -1,4 +1,11 @@
-"""`fit`: train the model a recipe describes, stage by stage, into a run directory."""
+"""`fit` and `resume`: train the model a recipe describes into a run directory.
+
+A run directory is usable at every moment: the recipe, data facts and environment are
+written before training, each epoch is committed by `RunCheckpoint`, and
+``metrics.json`` says ``"running"`` until the run ends as ``"finished"``,
+``"interrupted"`` (Ctrl-C; resumable) or ``"failed"``. A run killed outright keeps
+``"running"`` and resumes from its last committed epoch.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +19,20 @@ from typing import Any, Callable
 import keras
 
 from kadvisor import rundir
-from kadvisor.errors import KadvisorError
+from kadvisor.errors import InputError, KadvisorError
 from kadvisor.plotting import plot_history, read_history_columns
 from kadvisor.recipe import Recipe, apply_overrides, load_recipe, recipe_from_dict, to_toml
-from kadvisor.training.callbacks import BestModelSaver, HistoryLogger, TerminateOnNaN, higher_is_better
+from kadvisor.training.callbacks import HistoryLogger, TerminateOnNaN, higher_is_better
+from kadvisor.training.checkpoint import (
+    CheckpointState,
+    RunCheckpoint,
+    prepare_resume,
+    restore_optimizer_and_weights,
+    restore_weights,
+)
 from kadvisor.training.devices import build_strategy, precision
 from kadvisor.training.env import describe_environment
-from kadvisor.training.loop import labels_for_loss, train_stages
+from kadvisor.training.loop import labels_for_loss, total_epochs, train_stages
 
 
 class Interrupted(KadvisorError):
@@ -60,7 +74,8 @@ def resolve_recipe(recipe, overrides=(), epochs: int | None = None) -> Recipe:
 
 def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: int | None = None,
         quiet: bool = False, printer: Callable[[str], None] | None = None,
-        fold: int | None = None, num_folds: int | None = None, run_dir: str | os.PathLike | None = None) -> Run:
+        fold: int | None = None, num_folds: int | None = None,
+        run_dir: str | os.PathLike | None = None) -> Run:
     """Trains a model from a recipe and writes a run directory.
 
     Args:
@@ -81,10 +96,9 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
     """
     from kadvisor.data import prepare_data
 
-    say = printer or (lambda message: None)
     recipe = resolve_recipe(recipe, overrides, epochs)
     keras.utils.set_random_seed(recipe.seed)
-    data = prepare_data(recipe, fold=fold, num_folds=num_folds)
+    data = prepare_data(recipe, fold=fold, num_folds=num_folds)  # data errors: no run dir yet
     if run_dir is None:
         path = rundir.create(out_dir, recipe.name)
     else:
@@ -92,49 +106,121 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
         path.mkdir(parents=True, exist_ok=True)
     rundir.write_text_atomic(path / rundir.RECIPE, to_toml(recipe))
     rundir.write_json_atomic(path / rundir.DATA, data.info.to_json())
+    folds = {"fold": fold, "num_folds": num_folds} if fold is not None else {}
+    return _train(path, recipe, data, CheckpointState(), folds, quiet, printer)
+
+
+def resume(run_dir: str | os.PathLike, *, quiet: bool = False,
+           printer: Callable[[str], None] | None = None) -> Run:
+    """Continues a killed or interrupted run from its last finished epoch.
+
+    The model weights, optimizer state (moments, step count, learning rate) and the
+    stage are restored; history rows after the last committed epoch are dropped, so
+    history.csv ends with every epoch exactly once.
+
+    Args:
+        run_dir: The run directory of the unfinished run.
+        quiet: No progress output.
+        printer: Receives one-line messages.
+
+    Raises:
+        InputError: when ``run_dir`` is not an unfinished kadvisor run directory.
+    """
+    from kadvisor.data import prepare_data
+
+    path = Path(run_dir)
+    if not (path / rundir.RECIPE).is_file():
+        raise InputError(f"{run_dir}: not a kadvisor run directory (no {rundir.RECIPE}); "
+                         f"expected a directory written by kadvisor fit")
+    previous = _read_metrics(path)
+    if previous.get("status") == "finished":
+        raise InputError(f"{run_dir}: the run already finished; nothing to resume")
+    recipe = load_recipe(path / rundir.RECIPE)
+    env = _read_json(path / rundir.ENV)
+    folds = {k: env[k] for k in ("fold", "num_folds") if env.get(k) is not None}
+    state = prepare_resume(path)
+    keras.utils.set_random_seed(recipe.seed)
+    data = prepare_data(recipe, fold=folds.get("fold"), num_folds=folds.get("num_folds"))
+    return _train(path, recipe, data, state, folds, quiet, printer)
+
+
+def _train(path: Path, recipe: Recipe, data, state: CheckpointState, folds: dict,
+           quiet: bool, printer) -> Run:
+    from kadvisor.data import prepare_data
+
+    say = printer or (lambda message: None)
     strategy = build_strategy(recipe)
-    rundir.write_json_atomic(path / rundir.ENV, describe_environment(recipe, strategy))
-    say(f"run directory: {path}")
+    rundir.write_json_atomic(path / rundir.ENV, {**describe_environment(recipe, strategy), **folds})
+    _write_status(path, "running", resumed_at=state.next_epoch)
+    if state.epoch >= 0:
+        say(f"resuming {path} at epoch {state.next_epoch + 1} of {total_epochs(recipe)}")
+    else:
+        say(f"run directory: {path}")
 
     monitor = recipe.train.monitor if data.validation is not None else recipe.train.monitor.removeprefix("val_")
     if monitor != recipe.train.monitor:
         say(f"no validation split: monitoring '{monitor}' instead of '{recipe.train.monitor}'")
+    checkpoint = RunCheckpoint(path, monitor, save_best_only=recipe.train.checkpoint, state=state)
     run = Run(path=path, recipe=recipe)
-    saver = BestModelSaver(path / rundir.MODEL, monitor, save_best_only=recipe.train.checkpoint)
     start = time.perf_counter()
     status = "finished"
-    with precision(recipe.distribute.precision), strategy.scope():
-        from kadvisor.models import build_model
+    try:
+        with precision(recipe.distribute.precision), strategy.scope():
+            from kadvisor.models import build_model
 
-        model = build_model(recipe, data.info.num_classes, tuple(data.info.image_shape))
-        run.model = model
-        try:
-            train_stages(
-                model, recipe, data,
-                callbacks=lambda span: _callbacks(span, path, saver, monitor, say),
-                prepare=lambda stage_recipe: prepare_data(stage_recipe, fold=fold, num_folds=num_folds),
-                verbose=0 if quiet else (1 if sys.stdout.isatty() else 2),
-                say=say,
-            )
-        except KeyboardInterrupt:
-            status = "interrupted"
-        if saver.best_epoch is None:  # no finite monitor value: keep the last model
-            saver.set_model(model)
-            saver.save()
-        best = keras.models.load_model(path / rundir.MODEL, safe_mode=True)
-        run.model = best
-        # The best backbone alone, for `model.weights = "RUN/backbone.weights.h5"` later.
-        rundir.save_model_atomic(best.get_layer("backbone"), path / rundir.BACKBONE_WEIGHTS)
-        test = _evaluate(best, data, recipe) if status == "finished" else {}
-    run.metrics = _metrics(path, monitor, saver, test, status, time.perf_counter() - start)
+            model = build_model(recipe, data.info.num_classes, tuple(data.info.image_shape))
+            if state.epoch >= 0:
+                restore_weights(model, path, state)
+            try:
+                train_stages(
+                    model, recipe, data,
+                    start=state.next_epoch,
+                    callbacks=lambda span: _callbacks(span, path, checkpoint, monitor, say),
+                    prepare=lambda r: prepare_data(r, fold=folds.get("fold"), num_folds=folds.get("num_folds")),
+                    on_compiled=_optimizer_restorer(path, recipe, state),
+                    verbose=0 if quiet else (1 if sys.stdout.isatty() else 2),
+                    say=say,
+                )
+            except KeyboardInterrupt:
+                status = "interrupted"
+            if checkpoint.state.best_model is None:  # not one epoch finished
+                rundir.save_model_atomic(model, path / rundir.MODEL)
+            best = keras.models.load_model(path / rundir.MODEL, safe_mode=True)
+            run.model = best
+            # The best backbone alone, for `model.weights = "RUN/backbone.weights.h5"` later.
+            rundir.save_model_atomic(best.get_layer("backbone"), path / rundir.BACKBONE_WEIGHTS)
+            test = _evaluate(best, data, recipe) if status == "finished" else {}
+    except BaseException as e:
+        if not isinstance(e, KeyboardInterrupt):
+            _write_status(path, "failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            raise
+        status, test = "interrupted", {}
+    run.metrics = _metrics(path, monitor, checkpoint, test, status, time.perf_counter() - start)
+    if state.epoch >= 0:
+        run.metrics["resumed_at_epoch"] = state.next_epoch
     rundir.write_json_atomic(path / rundir.METRICS, run.metrics)
-    _plot(path, recipe)
+    _plot(path)
     if status == "interrupted":
-        raise Interrupted(f"interrupted; the epochs so far and the best model are in {path}")
+        raise Interrupted(f"interrupted; the finished epochs and the best model are in {path}; "
+                          f"continue with: kadvisor fit --resume {path}")
     return run
 
 
-def _callbacks(span, path, saver, monitor, say) -> list:
+def _optimizer_restorer(path: Path, recipe: Recipe, state: CheckpointState):
+    """Restores the optimizer once, when training resumes inside the committed epoch's stage."""
+    if state.epoch < 0:
+        return None
+    pending = [True]
+
+    def restore(model, span) -> None:
+        if pending and span.begin <= state.epoch < span.end and state.next_epoch < span.end:
+            restore_optimizer_and_weights(model, path, state)
+        pending.clear()
+
+    return restore
+
+
+def _callbacks(span, path, checkpoint, monitor, say) -> list:
     recipe = span.recipe
     callbacks = [TerminateOnNaN()]
     mode = "max" if higher_is_better(monitor) else "min"
@@ -149,8 +235,9 @@ def _callbacks(span, path, saver, monitor, say) -> list:
         from kadvisor.advisor import AdvisorCallback
 
         callbacks.append(AdvisorCallback(stop_on=recipe.advisor.stop_on, printer=say))
-    # The logger and the saver come last so they see the epoch's final logs.
-    callbacks += [HistoryLogger(path / rundir.HISTORY, span.stage.name), saver]
+    # The logger, then the checkpoint (its commit point) come last: they see the final logs.
+    checkpoint.stage_end = span.end
+    callbacks += [HistoryLogger(path / rundir.HISTORY, span.stage.name), checkpoint]
     return callbacks
 
 
@@ -161,11 +248,29 @@ def _evaluate(model, data, recipe) -> dict:
     return {k: float(v) for k, v in model.evaluate(test, verbose=0, return_dict=True).items()}
 
 
-def _metrics(path, monitor, saver, test, status, seconds) -> dict:
+def _read_json(path: Path) -> dict:
+    try:
+        return rundir.read_json(path)
+    except (OSError, ValueError):
+        return {}
+
+
+def _read_metrics(path: Path) -> dict:
+    return _read_json(path / rundir.METRICS)
+
+
+def _write_status(path: Path, status: str, **facts) -> None:
+    """Marks the run's state in metrics.json while it is not finished."""
+    rundir.write_json_atomic(path / rundir.METRICS, {"status": status, **facts})
+
+
+def _metrics(path, monitor, checkpoint, test, status, seconds) -> dict:
     columns = read_history_columns(path / rundir.HISTORY) if (path / rundir.HISTORY).exists() else {}
     rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
-    numeric = lambda row: {k: v for k, v in row.items() if isinstance(v, float) and k not in ("epoch",)}  # noqa: E731
-    best_epoch = saver.best_epoch if saver.best_epoch is not None else (len(rows) - 1 if rows else None)
+    numeric = lambda row: {k: v for k, v in row.items() if isinstance(v, float) and k != "epoch"}  # noqa: E731
+    best_epoch = checkpoint.best_epoch
+    if best_epoch is None and rows:
+        best_epoch = int(rows[-1]["epoch"])
     best_row = next((r for r in rows if int(r.get("epoch", -1)) == best_epoch), rows[-1] if rows else {})
     return {
         "status": status,
@@ -179,7 +284,8 @@ def _metrics(path, monitor, saver, test, status, seconds) -> dict:
     }
 
 
-def _plot(path, recipe) -> None:
+def _plot(path) -> None:
     history = path / rundir.HISTORY
     if history.exists():
         plot_history(read_history_columns(history), path / rundir.CURVES, title=path.name)
+

@@ -1,0 +1,189 @@
+"""Resumable runs: one atomic commit per epoch of weights, optimizer state and best model.
+
+At each epoch end `RunCheckpoint` writes, in this order:
+
+1. ``checkpoint/epoch-E.weights.h5`` — model weights and optimizer state (moments,
+   iteration count, learning rate), written to a temporary file and renamed;
+2. ``checkpoint/best-E.keras`` when epoch E is the best so far (by ``train.monitor``);
+3. ``checkpoint/state.json`` — the commit point: which epoch is done, where to resume,
+   the best value so far and the two files above;
+4. ``model.keras`` — a hard link to the committed best file, renamed into place;
+5. removal of files the new state no longer names.
+
+history.csv gets its row just before (1). A process killed anywhere in between leaves
+the last committed state intact; `prepare_resume` rolls the run directory back to it
+(drops history rows after the committed epoch, re-publishes the committed best model,
+removes uncommitted files), so a resumed run ends with every epoch exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+
+from kadvisor import rundir
+from kadvisor.errors import InputError
+from kadvisor.training.callbacks import higher_is_better
+
+STATE = "state.json"
+
+
+@dataclass
+class CheckpointState:
+    """What the last committed epoch left behind.
+
+    Attributes:
+        epoch: The last finished epoch (0-based); -1 before the first.
+        next_epoch: Where training resumes: ``epoch + 1``, or the start of the next stage
+            when early stopping ended the stage.
+        best: Best monitored value so far (None until a finite one is seen).
+        best_epoch: Its epoch.
+        weights: File name (in ``checkpoint/``) of the weights + optimizer state.
+        best_model: File name (in ``checkpoint/``) of the best model.
+    """
+
+    epoch: int = -1
+    next_epoch: int = 0
+    best: float | None = None
+    best_epoch: int | None = None
+    weights: str | None = None
+    best_model: str | None = None
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    """The run directory's checkpoint folder."""
+    return Path(run_dir) / rundir.CHECKPOINT
+
+
+def read_state(run_dir: str | os.PathLike) -> CheckpointState:
+    """The committed state, or a fresh one when no epoch was committed.
+
+    Raises:
+        InputError: when ``state.json`` exists but is not a checkpoint state.
+    """
+    path = checkpoint_dir(run_dir) / STATE
+    if not path.exists():
+        return CheckpointState()
+    try:
+        return CheckpointState(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{path}: not a kadvisor checkpoint state ({e})") from None
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Commits each finished epoch so that a killed run can resume (see module doc).
+
+    One instance serves every stage, so "best" means best over the whole run.
+
+    Args:
+        run_dir: The run directory.
+        monitor: Quantity deciding the best model; direction from its name.
+        save_best_only: False publishes the last epoch's model as ``model.keras``.
+        state: The state to continue from (`read_state` when resuming).
+    """
+
+    def __init__(self, run_dir, monitor: str, save_best_only: bool = True,
+                 state: CheckpointState | None = None):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.folder = checkpoint_dir(run_dir)
+        self.monitor, self.save_best_only = monitor, save_best_only
+        self.maximize = higher_is_better(monitor)
+        self.state = state or CheckpointState()
+        self.stage_end: int | None = None  # set per stage by the trainer
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.state.best_epoch
+
+    def improved(self, value) -> bool:
+        """True when ``value`` is finite and better than the best so far."""
+        if value is None or not math.isfinite(value):
+            return False
+        best = self.state.best
+        return best is None or (value > best if self.maximize else value < best)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        self.folder.mkdir(exist_ok=True)
+        state = CheckpointState(**asdict(self.state))
+        state.epoch, state.next_epoch = epoch, epoch + 1
+        state.weights = f"epoch-{epoch}.weights.h5"
+        rundir.save_model_atomic(self.model, self.folder / state.weights)
+        if self.improved(value) or not self.save_best_only or state.best_model is None:
+            if self.improved(value):
+                state.best, state.best_epoch = float(value), epoch
+            state.best_model = f"best-{epoch}.keras"
+            rundir.save_model_atomic(self.model, self.folder / state.best_model)
+        self.commit(state)
+
+    def on_train_end(self, logs=None):
+        # Early stopping ended the stage: a resume must start the next stage.
+        if self.model.stop_training and self.stage_end is not None and self.state.epoch >= 0:
+            self.commit(CheckpointState(**{**asdict(self.state), "next_epoch": self.stage_end}))
+
+    def commit(self, state: CheckpointState) -> None:
+        """Makes ``state`` the committed one, then publishes and tidies up after it."""
+        rundir.write_json_atomic(self.folder / STATE, asdict(state))
+        self.state = state
+        publish(self.run_dir, state)
+
+
+def publish(run_dir: Path, state: CheckpointState) -> None:
+    """Points ``model.keras`` at the committed best model; removes uncommitted files."""
+    folder = checkpoint_dir(run_dir)
+    if state.best_model:
+        link_atomic(folder / state.best_model, run_dir / rundir.MODEL)
+    keep = {STATE, state.weights, state.best_model}
+    for path in folder.iterdir():
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
+def link_atomic(source: Path, target: Path) -> None:
+    """Makes ``target`` the same file as ``source`` (hard link; copy where links fail)."""
+    tmp = target.with_name(f".{target.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:  # e.g. a file system without hard links
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def prepare_resume(run_dir: str | os.PathLike) -> CheckpointState:
+    """Rolls a run directory back to its last committed epoch and returns that state.
+
+    History rows after the committed epoch (written just before a kill) are dropped,
+    ``model.keras`` is re-published from the committed best model, and uncommitted
+    checkpoint files are removed.
+    """
+    run_dir = Path(run_dir)
+    state = read_state(run_dir)
+    history = run_dir / rundir.HISTORY
+    rows = [r for r in rundir.read_history_rows(history) if int(float(r["epoch"])) <= state.epoch]
+    if rows:
+        rundir.write_history_rows(history, rows)
+    else:
+        history.unlink(missing_ok=True)
+    if checkpoint_dir(run_dir).exists():
+        publish(run_dir, state)
+    return state
+
+
+def restore_optimizer_and_weights(model, run_dir: str | os.PathLike, state: CheckpointState) -> None:
+    """Loads the committed weights and optimizer state into a compiled model."""
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(checkpoint_dir(run_dir) / state.weights)
+
+
+def restore_weights(model, run_dir: str | os.PathLike, state: CheckpointState) -> None:
+    """Loads the committed layer weights only (a new stage starts a new optimizer)."""
+    model.load_weights(checkpoint_dir(run_dir) / state.weights)
+

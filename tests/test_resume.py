@@ -1,0 +1,176 @@
+"""`kadvisor fit --resume`: a run killed (even by SIGKILL) continues where it stopped."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import kadvisor
+from kadvisor import rundir
+from kadvisor.cli import main
+from kadvisor.recipe import recipe_from_dict
+from kadvisor.training.checkpoint import (
+    RunCheckpoint,
+    checkpoint_dir,
+    prepare_resume,
+    read_state,
+    restore_optimizer_and_weights,
+)
+
+STAGED = """
+name = "killme"
+[data]
+source = "sklearn:digits"
+image_size = [8, 8]
+channels = 1
+[model]
+width = 4
+[train]
+batch_size = 32
+[[stages]]
+name = "head"
+trainable = "head"
+"train.epochs" = 2
+[[stages]]
+name = "finetune"
+trainable = "all"
+"train.epochs" = 5
+"optimizer.learning_rate" = 3e-4
+"""
+
+
+def _start_fit(recipe: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kadvisor.cli", "fit", str(recipe), "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_rows(out: Path, rows: int, process, timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for history in out.glob("*/history.csv"):
+            if len(rundir.read_history_rows(history)) >= rows:
+                return history.parent
+        if process.poll() is not None:
+            pytest.fail(f"fit ended early: {process.stderr.read().decode()[-2000:]}")
+        time.sleep(0.02)
+    pytest.fail("fit did not reach the epoch to kill it at")
+
+
+def _epochs_and_stages(run_dir: Path):
+    return [(int(r["epoch"]), r["stage"]) for r in rundir.read_history_rows(run_dir / rundir.HISTORY)]
+
+
+EXPECTED = [(e, "head" if e < 2 else "finetune") for e in range(7)]
+
+
+def test_sigkill_mid_run_then_resume_gives_every_epoch_once(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(STAGED)
+    process = _start_fit(recipe, tmp_path / "runs")
+    run_dir = _wait_for_rows(tmp_path / "runs", 4, process)  # inside the fine-tuning stage
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert json.loads((run_dir / rundir.METRICS).read_text())["status"] == "running"
+    killed_at = read_state(run_dir).epoch
+    assert 2 <= killed_at < 6  # the row of epoch 3 may be written but not yet committed
+
+    result = CliRunner().invoke(main, ["fit", "--resume", str(run_dir), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == str(run_dir)
+    assert _epochs_and_stages(run_dir) == EXPECTED
+    metrics = json.loads((run_dir / rundir.METRICS).read_text())
+    assert metrics["status"] == "finished" and metrics["epochs"] == 7
+    assert metrics["resumed_at_epoch"] == killed_at + 1
+    assert "accuracy" in metrics["test"]
+    model = keras.models.load_model(run_dir / rundir.MODEL, safe_mode=True)
+    assert model.output_shape == (None, 10)
+    assert read_state(run_dir).epoch == 6
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(STAGED)
+    process = _start_fit(recipe, tmp_path / "runs")
+    run_dir = _wait_for_rows(tmp_path / "runs", 3, process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err.decode()[-2000:]
+    last_line = err.decode().strip().splitlines()[-1]
+    assert last_line.startswith("Error: interrupted") and "--resume" in last_line
+    metrics = json.loads((run_dir / rundir.METRICS).read_text())
+    assert metrics["status"] == "interrupted"
+    assert (run_dir / rundir.CURVES).exists() and (run_dir / rundir.MODEL).exists()
+    run = kadvisor.training.fit.resume(run_dir, quiet=True)
+    assert run.metrics["status"] == "finished"
+    assert _epochs_and_stages(run_dir) == EXPECTED
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    recipe = recipe_from_dict({
+        "name": "done", "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
+        "model": {"width": 4}, "train": {"epochs": 3, "batch_size": 64},
+    })
+    return kadvisor.fit(recipe, tmp_path_factory.mktemp("runs"), quiet=True)
+
+
+def test_rollback_to_the_last_commit(finished, tmp_path):
+    """A kill between the history row, the checkpoint and the commit is undone."""
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished.path, run_dir)
+    state = read_state(run_dir)
+    assert state.epoch == 2
+    rundir.append_history_row(run_dir / rundir.HISTORY, {"epoch": 3, "loss": 0.1, "stage": "train"})
+    (run_dir / rundir.MODEL).write_bytes(b"half a zip file")  # an uncommitted best model
+    (checkpoint_dir(run_dir) / "epoch-3.weights.h5").write_bytes(b"uncommitted")
+    prepare_resume(run_dir)
+    assert [r["epoch"] for r in rundir.read_history_rows(run_dir / rundir.HISTORY)] == ["0", "1", "2"]
+    assert sorted(p.name for p in checkpoint_dir(run_dir).iterdir()) == sorted(
+        {"state.json", state.weights, state.best_model})
+    keras.models.load_model(run_dir / rundir.MODEL, safe_mode=True)
+
+
+def test_optimizer_state_is_restored(tmp_path):
+    def compiled():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        return model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, 32)
+    model = compiled()
+    checkpoint = RunCheckpoint(tmp_path, "loss")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[checkpoint])
+    fresh = compiled()
+    restore_optimizer_and_weights(fresh, tmp_path, read_state(tmp_path))
+    assert int(fresh.optimizer.iterations) == 8
+    for a, b in zip(model.optimizer.variables, fresh.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_resuming_a_finished_run_is_refused(finished):
+    result = CliRunner().invoke(main, ["fit", "--resume", str(finished.path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {finished.path}: the run already finished; nothing to resume"
+
+
+def test_resume_needs_a_run_directory(tmp_path):
+    result = CliRunner().invoke(main, ["fit", "--resume", str(tmp_path)])
+    assert result.exit_code == 1 and "not a kadvisor run directory" in result.output
+
+
+def test_resume_with_a_recipe_is_a_usage_error(tmp_path):
+    assert CliRunner().invoke(main, ["fit", "r.toml", "--resume", str(tmp_path)]).exit_code == 2
