@@ -86,12 +86,3 @@ def test_every_head_gives_one_vector_per_image(head):
     model = build_model(recipe, num_classes=5, input_shape=(16, 16, 3))
     out = model.predict(np.zeros((2, 16, 16, 3), "float32"), verbose=0)
     assert out.shape == (2, 5) and np.isfinite(out).all()
-
-
-def test_saved_model_reloads_with_safe_mode(tmp_path):
-    recipe = _recipe(model__head="compact_bilinear", model__pooling_dim=32, model__width=4)
-    model = build_model(recipe, num_classes=3, input_shape=(16, 16, 3))
-    x = np.random.default_rng(1).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
-    model.save(tmp_path / "m.keras")
-    again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
-    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -1,7 +1,8 @@
 """Heads behind the registry: how backbone feature maps become one vector per image.
 
 Each head is a function ``(recipe) -> keras.layers.Layer`` that returns a layer (often a
-small Sequential) named "head". Registration does not import TensorFlow.
+small Sequential) named "head". Registration does not import TensorFlow. The functions
+are named ``*_head`` so they do not shadow the submodules of the same name.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from kadvisor.registry import HEADS
 
 
 @HEADS.register("gap")
-def global_average_pooling(recipe):
+def gap_head(recipe):
     """First-order pooling: the mean of each channel over locations."""
     import keras
 
@@ -31,7 +32,7 @@ def _normalised(recipe, pooling):
 
 
 @HEADS.register("bilinear")
-def bilinear(recipe):
+def bilinear_head(recipe):
     """Full bilinear pooling (C² outputs), signed square root and L2 normalisation."""
     from kadvisor.models.heads.bilinear_layers import BilinearPooling
 
@@ -39,7 +40,7 @@ def bilinear(recipe):
 
 
 @HEADS.register("compact_bilinear")
-def compact_bilinear(recipe):
+def compact_bilinear_head(recipe):
     """Compact bilinear pooling (Tensor Sketch or Random Maclaurin) to model.pooling_dim."""
     from kadvisor.models.heads.compact_bilinear import CompactBilinearPooling
 
