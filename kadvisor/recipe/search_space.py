@@ -8,7 +8,8 @@
     "optimizer.nesterov" = { bool = true }
 
 Every endpoint and choice must itself be a valid value for its path, so a search can
-never propose a recipe that ``kadvisor recipe check`` would reject.
+never propose a recipe that ``kadvisor recipe check`` would reject. A range over an
+integer field (``int``, or ``uniform``/``log_uniform`` on one) samples integers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any, Iterator
 from kadvisor.recipe.paths import PathError, flatten, lookup, show, validate
 
 KINDS = ("log_uniform", "uniform", "int", "choice", "bool")
+# Sections a search may not change: the search itself and the advisor's thresholds.
+_NOT_SEARCHABLE = ("search.", "advisor.")
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,9 @@ class Distribution:
         path: Dotted recipe path.
         kind: One of `KINDS`.
         low, high: Range for numeric kinds.
-        step: Step for ``int`` (and optional for ``uniform``).
+        step: Step for ``int`` (optional for ``uniform``; a factor > 1 for ``log_uniform``).
         choices: Values for ``choice``.
+        integer: True when the field is an integer (sampled as integers).
     """
 
     path: str
@@ -39,6 +43,7 @@ class Distribution:
     high: float | None = None
     step: float | None = None
     choices: tuple = ()
+    integer: bool = False
 
     @property
     def numeric(self) -> bool:
@@ -51,6 +56,8 @@ def _one(root: type, path: str, spec: Any) -> Distribution:
         info = lookup(root, path)
     except PathError as e:
         raise PathError(f"{where}: {e}") from None
+    if path.startswith(_NOT_SEARCHABLE):
+        raise PathError(f"{where}: the [{path.split('.')[0]}] section cannot be searched")
     if not isinstance(spec, dict):
         raise PathError(f"{where} must be a table such as {{ uniform = [0.1, 0.5] }}, got {show(spec)}")
     kinds = [k for k in spec if k in KINDS]
@@ -62,6 +69,8 @@ def _one(root: type, path: str, spec: Any) -> Distribution:
         )
     kind = kinds[0]
     value = spec[kind]
+    if "step" in spec and kind in ("choice", "bool"):
+        raise PathError(f"{where}: step applies to ranges (int, uniform, log_uniform), not to {kind}")
     if kind == "bool":
         if info.annotation is not bool or value is not True:
             raise PathError(f"{where}: {{ bool = true }} needs a true/false field, and {path} is not one")
@@ -69,10 +78,10 @@ def _one(root: type, path: str, spec: Any) -> Distribution:
     if kind == "choice":
         if not isinstance(value, list) or not value:
             raise PathError(f"{where}.choice must be a non-empty list, got {show(value)}")
-        return Distribution(path, kind, choices=tuple(validate(root, path, v) for v in value))
+        return Distribution(path, kind, choices=tuple(_valid(root, path, v, f"{where}.choice") for v in value))
     if not (isinstance(value, list) and len(value) == 2):
         raise PathError(f"{where}.{kind} must be [low, high], got {show(value)}")
-    low, high = (validate(root, path, v) for v in value)
+    low, high = (_valid(root, path, v, f"{where}.{kind}") for v in value)
     if not isinstance(low, (int, float)) or isinstance(low, bool):
         raise PathError(f"{where}: {kind} needs a numeric field, and {path} is not one")
     if kind == "int" and info.annotation is not int:
@@ -84,9 +93,21 @@ def _one(root: type, path: str, spec: Any) -> Distribution:
     step = spec.get("step")
     if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0):
         raise PathError(f"{where}.step must be a number > 0, got {show(step)}")
-    if kind == "int":
+    if kind == "log_uniform" and step is not None and step <= 1:
+        raise PathError(f"{where}.step of log_uniform is a factor and must be > 1, got {show(step)}")
+    integer = info.annotation is int
+    if integer and step is not None and float(step) != int(step):
+        raise PathError(f"{where}.step must be a whole number for the integer field {path}, got {show(step)}")
+    if kind == "int" or (integer and kind == "uniform"):
         step = int(step or 1)
-    return Distribution(path, kind, low=low, high=high, step=step)
+    return Distribution(path, kind, low=low, high=high, step=step, integer=integer)
+
+
+def _valid(root: type, path: str, value: Any, where: str) -> Any:
+    try:
+        return validate(root, path, value)
+    except PathError as e:
+        raise PathError(f"{where}: {e}") from None
 
 
 def parse_space(space: dict, root: type, problems_only: bool = False):
@@ -103,13 +124,14 @@ def parse_space(space: dict, root: type, problems_only: bool = False):
     Raises:
         PathError: for the first invalid entry (without ``problems_only``).
     """
-    entries = _entries(space)
+    entries = space_entries(space)
     if problems_only:
         return _problems(entries, root)
     return [_one(root, path, spec) for path, spec in entries]
 
 
-def _entries(space: dict) -> list[tuple[str, Any]]:
+def space_entries(space: dict) -> list[tuple[str, Any]]:
+    """``[search.space]`` as (dotted path, distribution table) pairs, however written."""
     # Quoted keys give "optimizer.learning_rate"; unquoted dotted keys give nesting.
     out = []
     for path, spec in flatten({k: v for k, v in space.items()}).items():

@@ -1,0 +1,82 @@
+"""The recipe a search trains: ``[search]`` shortcuts applied as ordinary recipe patches.
+
+- ``search.subsample`` scales ``data.subsample`` (a fraction of the training split);
+- ``search.classes`` becomes ``data.classes`` (a class subset for quick searches);
+- Hyperband owns the epoch budget: a recipe without stages trains up to
+  ``search.max_epochs`` epochs (its schedule spans that budget), and a staged recipe's
+  stages must hold ``search.max_epochs`` epochs, the axis Hyperband's
+  ``initial_epoch``/``epochs`` fall on.
+
+These patches live only in memory: best.toml is the user's recipe with the best
+values, to train on all the data and classes.
+"""
+
+from __future__ import annotations
+
+from kadvisor.errors import RecipeError
+from kadvisor.recipe import apply_overrides
+from kadvisor.recipe.locate import find_line
+from kadvisor.recipe.schema import Recipe
+from kadvisor.training.loop import total_epochs
+
+
+def located(recipe: Recipe, path: str, message: str) -> RecipeError:
+    """A `RecipeError` prefixed with ``file:line`` of ``path`` in the recipe's text."""
+    where = recipe.source_path or "recipe"
+    line = find_line(recipe.source_text, path) if recipe.source_text else None
+    return RecipeError(f"{where}:{line}: {message}" if line else f"{where}: {message}")
+
+
+def search_recipe(recipe: Recipe, space) -> tuple[Recipe, list[str]]:
+    """Returns the recipe as searched, and notes worth telling the user.
+
+    Args:
+        recipe: The recipe with its ``[search]`` section.
+        space: Its parsed ``[search.space]``.
+
+    Raises:
+        RecipeError: with ``file:line`` for settings a search cannot honour.
+    """
+    search = recipe.search
+    patch: dict = {}
+    if search.subsample < 1:
+        if search.subsample <= 0:
+            raise located(recipe, "search.subsample", f"search.subsample must be > 0, got {search.subsample:g}")
+        patch["data.subsample"] = recipe.data.subsample * search.subsample
+    if search.classes:
+        outside = [c for c in search.classes if recipe.data.classes and c not in recipe.data.classes]
+        if outside:
+            raise located(recipe, "search.classes", f"search.classes must be a subset of data.classes "
+                          f"{recipe.data.classes}, got {outside} outside it")
+        patch["data.classes"] = list(search.classes)
+    if search.algorithm == "hyperband":
+        patch.update(_hyperband_epochs(recipe, space))
+    searched = apply_overrides(recipe, patch.items(), label="[search]") if patch else recipe
+    return searched, _stage_notes(recipe, space)
+
+
+def _hyperband_epochs(recipe: Recipe, space) -> dict:
+    budget = recipe.search.max_epochs
+    if any(d.path == "train.epochs" for d in space):
+        raise located(recipe, "search.space.train.epochs",
+                      "search.space.train.epochs: Hyperband sets each trial's epochs itself "
+                      "(up to search.max_epochs); expected no train.epochs in the space, or "
+                      "search.algorithm = 'random' or 'bayesian'")
+    if not recipe.stages:
+        return {"train.epochs": budget}
+    available = total_epochs(recipe)
+    if budget > available:
+        raise located(recipe, "search.max_epochs",
+                      f"search.max_epochs must be at most the {available} epochs of the recipe's "
+                      f"stages (Hyperband trains along them), got {budget}")
+    return {}
+
+
+def _stage_notes(recipe: Recipe, space) -> list[str]:
+    notes = []
+    for i, stage in enumerate(recipe.stages):
+        for dist in space:
+            if dist.path in stage.overrides:
+                notes.append(f"note: stages[{i}] ('{stage.name}') sets {dist.path} itself; "
+                             f"the searched value applies to the other stages only")
+    return notes
