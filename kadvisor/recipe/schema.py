@@ -213,7 +213,7 @@ class Search:
     hyperband_iterations: int = option(1, "hyperband brackets sweeps", gt(0))
     max_trials: int = option(10, "trials (random, bayesian)", gt(0))
     executions_per_trial: int = option(1, "models trained per trial (averaged)", gt(0))
-    seed: int = option(0, "search seed")
+    seed: int = option(0, "seed of the search algorithm (0 = the recipe's seed)", ge(0))
     subsample: float = option(1.0, "fraction of the training split used while searching", between(0, 1))
     classes: list[str] = option([], "class subset used while searching ([] = all)")
     space: dict = option({}, "dotted path -> distribution, e.g. { log_uniform = [1e-4, 1e-1] }")
