@@ -192,3 +192,26 @@ def test_trials_that_cannot_work_fail_alone_and_three_in_a_row_stop_the_search(t
                      result.output, re.M)
     assert [r["status"] for r in leaderboard(tmp_path / "f")] == ["FAILED"] * 3
     assert not (tmp_path / "f" / "best.toml").exists()
+
+
+@pytest.mark.parametrize("algorithm, expected", [("hyperband", "HyperbandTuner"), ("random", "RandomTuner"),
+                                                 ("bayesian", "BayesianTuner")])
+def test_each_algorithm_gets_its_kerastuner_tuner_with_the_recipe_settings(algorithm, expected, tmp_path):
+    from kadvisor.tuning.tuners import build_tuner
+
+    text = RECIPE.replace('algorithm = "hyperband"', f'algorithm = "{algorithm}"\nmax_trials = 7\n'
+                          'objective = "val_loss"\nseed = 11')
+    recipe = recipe_from_text(text)
+    space = parse_space(recipe.search.space, Recipe)
+    searched, _ = search_recipe(recipe, space)
+    hypermodel = RecipeHyperModel(searched, space, prepare_data(searched, batched=False), "val_loss")
+    tuner = build_tuner(searched, hypermodel, tmp_path)
+    assert type(tuner).__name__ == expected and isinstance(tuner, keras_tuner.Tuner)
+    oracle = tuner.oracle
+    assert (oracle.objective.name, oracle.objective.direction) == ("val_loss", "min")
+    assert oracle.seed == 12  # KerasTuner reads 0 as "no seed": kadvisor's seeds are shifted by one
+    assert [hp.name for hp in oracle.get_space().space] == ["optimizer.learning_rate", "model.dropout"]
+    if algorithm == "hyperband":
+        assert (oracle.max_epochs, oracle.factor) == (2, 2)
+    else:
+        assert oracle.max_trials == 7

@@ -34,7 +34,9 @@ def plot_search(path: Path, space, rows: list[TrialRow], best: TrialRow | None, 
         ax.set_ylabel(objective)
     for ax in list(axes.flat)[len(space):]:
         ax.set_visible(False)
-    fig.suptitle(f"{len(done)} completed trials; colour = epochs trained; star = best", fontsize=9)
+    low, high = min(epochs), max(epochs)
+    shade = f"colour = epochs trained (dark {low} → light {high})" if low != high else f"{low} epochs each"
+    fig.suptitle(f"{len(done)} completed trials; {shade}; star = best", fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
@@ -60,6 +62,9 @@ def _panel(ax, dist, done, best, epochs) -> None:
     if categorical:
         ax.set_xticks(range(len(labels)), labels)
     elif dist.kind == "log_uniform":
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap within a decade
     ax.set_title(dist.path, fontsize=9)
     ax.grid(alpha=0.3)
