@@ -123,7 +123,7 @@ def tune(recipe_file: str | None = None, *, out: str | os.PathLike | None = None
     started = time.perf_counter()
     text, filename = search_text(recipe_file, overrides, refine, say)
     recipe = recipe_from_text(text, filename)
-    default = Path(f"{refine}-refine") if refine else tunedir.default_dir(recipe)
+    default = Path(f"{Path(refine)}-refine") if refine else tunedir.default_dir(recipe)
     directory = Path(out) if out is not None else default
     space = parse_space(recipe.search.space, Recipe)
     if not space:
