@@ -171,13 +171,23 @@ class Train:
     """The training loop."""
 
     epochs: int = option(30, "number of epochs", gt(0))
-    batch_size: int = option(32, "examples per batch (per replica sum)", gt(0))
+    batch_size: int = option(
+        32, "examples per batch on one device (x replicas with distribute.scale_batch)", gt(0)
+    )
     early_stopping: int = option(
         0, "stop after this many epochs without improvement of train.monitor (0 = off)", ge(0)
     )
     monitor: str = option("val_loss", "quantity for checkpointing and early stopping")
     accumulate: int = option(1, "gradient accumulation: micro-batches per update", gt(0))
     checkpoint: bool = option(True, "keep the best model by train.monitor (else the last)")
+    precision: str = option(
+        "float32", "Keras dtype policy; mixed policies keep the classifier output float32",
+        one_of("float32", "mixed_float16", "mixed_bfloat16"),
+    )
+    jit_compile: str = option(
+        "auto", "XLA compilation of the train step ('auto' = Keras decides)",
+        one_of("auto", "on", "off"),
+    )
 
 
 @dataclass
@@ -185,11 +195,26 @@ class Distribute:
     """Devices and numerics."""
 
     strategy: str = option(
-        "auto", "distribution strategy", one_of("auto", "cpu", "gpu", "mirrored", "tpu")
+        "auto", "tf.distribute strategy ('auto': TPU if found, mirrored over 2+ GPUs, else default)",
+        one_of("auto", "one_device", "mirrored", "tpu", "multi_worker"),
+    )
+    device: str = option(
+        "", "device of strategy 'one_device', e.g. '/gpu:1' or '/cpu:0' ('' = first GPU, else CPU)"
+    )
+    devices: list[str] = option(
+        [], "devices of strategy 'mirrored' ([] = every GPU, else every CPU device)"
     )
     tpu: str = option("", "TPU address for strategy 'tpu' ('' = auto-detect)")
+    scale_batch: bool = option(
+        True, "global batch = train.batch_size x replicas (each replica keeps its batch)"
+    )
+    lr_scaling: str = option(
+        "linear", "with a scaled batch, scale the learning rate: x replicas ('linear', "
+        "Goyal et al. 2017), x sqrt(replicas) ('sqrt'), or not ('none')",
+        one_of("linear", "sqrt", "none"),
+    )
     precision: str = option(
-        "float32", "Keras dtype policy",
+        "float32", "deprecated: use train.precision (kept so older recipes load)",
         one_of("float32", "mixed_float16", "mixed_bfloat16"),
     )
 

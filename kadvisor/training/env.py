@@ -15,6 +15,8 @@ def describe_environment(recipe, strategy) -> dict:
     import sklearn
     import tensorflow as tf
 
+    from kadvisor.training.devices import policy_of
+
     devices = [{"name": d.name, "type": d.device_type} for d in tf.config.list_logical_devices()]
     return {
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -32,6 +34,9 @@ def describe_environment(recipe, strategy) -> dict:
         "devices": devices,
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
-        "precision": recipe.distribute.precision,
+        "global_batch_size": recipe.train.batch_size,
+        "learning_rate": recipe.optimizer.learning_rate,
+        "precision": policy_of(recipe),
+        "jit_compile": recipe.train.jit_compile,
         "seed": recipe.seed,
     }

@@ -30,7 +30,7 @@ from kadvisor.training.checkpoint import (
     restore_optimizer_and_weights,
     restore_weights,
 )
-from kadvisor.training.devices import build_strategy, precision
+from kadvisor.training.devices import build_strategy, policy_of, precision, scale_for_replicas
 from kadvisor.training.env import describe_environment
 from kadvisor.training.loop import labels_for_loss, total_epochs, train_stages
 
@@ -98,7 +98,8 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
 
     recipe = resolve_recipe(recipe, overrides, epochs)
     keras.utils.set_random_seed(recipe.seed)
-    data = prepare_data(recipe, fold=fold, num_folds=num_folds)  # data errors: no run dir yet
+    # Unbatched: the global batch depends on the replicas of the strategy.
+    data = prepare_data(recipe, batched=False, fold=fold, num_folds=num_folds)  # errors: no run dir yet
     if run_dir is None:
         path = rundir.create(out_dir, recipe.name)
     else:
@@ -140,7 +141,7 @@ def resume(run_dir: str | os.PathLike, *, quiet: bool = False,
     folds = {k: env[k] for k in ("fold", "num_folds") if env.get(k) is not None}
     state = prepare_resume(path)
     keras.utils.set_random_seed(recipe.seed)
-    data = prepare_data(recipe, fold=folds.get("fold"), num_folds=folds.get("num_folds"))
+    data = prepare_data(recipe, batched=False, fold=folds.get("fold"), num_folds=folds.get("num_folds"))
     return _train(path, recipe, data, state, folds, quiet, printer)
 
 
@@ -150,7 +151,13 @@ def _train(path: Path, recipe: Recipe, data, state: CheckpointState, folds: dict
 
     say = printer or (lambda message: None)
     strategy = build_strategy(recipe)
-    rundir.write_json_atomic(path / rundir.ENV, {**describe_environment(recipe, strategy), **folds})
+    replicas = strategy.num_replicas_in_sync
+    trained = scale_for_replicas(recipe, replicas)  # recipe.toml keeps the user's values
+    data = data.batch(trained.train.batch_size)
+    rundir.write_json_atomic(path / rundir.ENV, {**describe_environment(trained, strategy), **folds})
+    if trained is not recipe:
+        say(f"{replicas} replicas: global batch {trained.train.batch_size}, "
+            f"learning rate {trained.optimizer.learning_rate:g} ({recipe.distribute.lr_scaling} scaling)")
     _write_status(path, "running", resumed_at=state.next_epoch)
     if state.epoch >= 0:
         say(f"resuming {path} at epoch {state.next_epoch + 1} of {total_epochs(recipe)}")
@@ -165,7 +172,7 @@ def _train(path: Path, recipe: Recipe, data, state: CheckpointState, folds: dict
     start = time.perf_counter()
     status = "finished"
     try:
-        with precision(recipe.distribute.precision), strategy.scope():
+        with precision(policy_of(recipe)), strategy.scope():
             from kadvisor.models import build_model
 
             model = build_model(recipe, data.info.num_classes, tuple(data.info.image_shape))
@@ -173,7 +180,7 @@ def _train(path: Path, recipe: Recipe, data, state: CheckpointState, folds: dict
                 restore_weights(model, path, state)
             try:
                 train_stages(
-                    model, recipe, data,
+                    model, trained, data,
                     start=state.next_epoch,
                     callbacks=lambda span: _callbacks(span, path, checkpoint, monitor, say),
                     prepare=lambda r: prepare_data(r, fold=folds.get("fold"), num_folds=folds.get("num_folds")),

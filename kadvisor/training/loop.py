@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kadvisor.recipe.schema import Recipe, Stage
+from kadvisor.training.devices import jit_compile_of
 from kadvisor.training.optimizers import build_loss, build_optimizer
 from kadvisor.training.stages import set_trainable, stages_of
 
@@ -69,7 +70,8 @@ def compile_for_stage(model, span: StageSpan, num_classes: int, steps_per_epoch:
     set_trainable(model, span.stage.trainable)
     loss, _ = build_loss(span.recipe, num_classes)
     model.compile(
-        optimizer=build_optimizer(span.recipe, steps_per_epoch), loss=loss, metrics=["accuracy"]
+        optimizer=build_optimizer(span.recipe, steps_per_epoch), loss=loss, metrics=["accuracy"],
+        jit_compile=jit_compile_of(span.recipe),
     )
 
 
