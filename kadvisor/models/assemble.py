@@ -40,9 +40,7 @@ def build_model(recipe, num_classes: int, input_shape: tuple[int, int, int]):
     )
     inputs = keras.Input(tuple(input_shape), name="image")
     x = ImagePreprocessing(spec.preprocess, name="preprocess")(inputs)
-    # A pretrained backbone runs its BatchNormalization in inference mode even while
-    # fine-tuning: updating ImageNet statistics from small batches ruins them.
-    x = backbone(x, training=False) if is_pretrained(recipe) else backbone(x)
+    x = backbone(x)
     try:
         head = HEADS.get(m.head)(recipe)
     except KeyError as e:
@@ -52,7 +50,15 @@ def build_model(recipe, num_classes: int, input_shape: tuple[int, int, int]):
         x = keras.layers.Dropout(m.dropout, name="dropout")(x)
     # float32 output keeps the softmax and the loss stable under mixed precision.
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="classifier")(x)
-    return keras.Model(inputs, outputs, name=recipe.name)
+    model = keras.Model(inputs, outputs, name=recipe.name)
+    # A pretrained backbone keeps its BatchNormalization in inference mode even while
+    # fine-tuning: updating ImageNet statistics from small batches ruins them. Calling it
+    # with `training=False` is not enough: Keras 3.15 replaces an explicit `training`
+    # inside a functional graph by the outer call's (True in fit). A BN layer with
+    # trainable=False always normalises with its moving statistics, so the stages
+    # (`kadvisor.training.stages.set_trainable`) keep those layers frozen.
+    model.batchnorm_frozen = is_pretrained(recipe)
+    return model
 
 
 def spec_of(name: str):

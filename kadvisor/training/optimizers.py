@@ -1,10 +1,15 @@
 """Optimizers and learning-rate schedules from the recipe (Keras's own classes).
 
-Schedules are evaluated by Keras on the optimizer's micro-batch counter: with gradient
-accumulation (``train.accumulate = N``) one optimizer update spans N micro-batches, so a
-boundary given in updates ("step" unit) is multiplied by N to stay where the user meant.
-Epoch-unit boundaries are converted with the number of micro-batches per epoch, which
-already counts what Keras counts.
+Keras evaluates a schedule at the optimizer's micro-batch counter (``_iterations``,
+0-based, read before it is incremented), not at its update count: with gradient
+accumulation (``train.accumulate = N``) the k-th update (1-based) happens at micro-batch
+``N*k - 1``. A boundary given in updates ("step" unit) is therefore multiplied by N,
+and epoch-unit boundaries are converted with the micro-batches per epoch.
+
+Multistep boundaries follow Caffe: with ``steps = [b]`` the first b updates (or b
+epochs) use the base rate and update b + 1 the decayed one. `PiecewiseConstantDecay`
+keeps the old value while ``counter <= boundary``, so the boundary is the counter of
+the last old-rate update, ``N*b - 1`` -- the same rule with and without accumulation.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ def build_schedule(recipe, steps_per_epoch: int):
     if s.name == "multistep":
         if not s.steps:
             return lr
-        boundaries = [micro_batches(recipe, b, steps_per_epoch) for b in s.steps]
+        boundaries = [micro_batches(recipe, b, steps_per_epoch) - 1 for b in s.steps]
         values = [lr * s.gamma**i for i in range(len(boundaries) + 1)]
         return S.PiecewiseConstantDecay(boundaries, values)
     if s.name == "exponential":

@@ -20,6 +20,11 @@ def stages_of(recipe) -> list[Stage]:
 def set_trainable(model, trainable: str) -> None:
     """Freezes/unfreezes the model's parts for a stage.
 
+    The BatchNormalization layers of a pretrained backbone (``model.batchnorm_frozen``,
+    set by `build_model`) stay frozen in every stage: a frozen BN layer runs in
+    inference mode, so its moving statistics never change (its scale and offset are
+    not fine-tuned either).
+
     Args:
         model: A model from `kadvisor.models.build_model` (has a "backbone" layer).
         trainable: "head", "all" or "from:LAYER_NAME".
@@ -44,3 +49,16 @@ def set_trainable(model, trainable: str) -> None:
         start = names.index(name)
         for i, layer in enumerate(backbone.layers):
             layer.trainable = i >= start
+    if getattr(model, "batchnorm_frozen", False):
+        import keras
+
+        for layer in _all_layers(backbone):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
+def _all_layers(layer):
+    # keras.applications backbones are flat, but a backbone may nest models.
+    for inner in getattr(layer, "layers", []):
+        yield inner
+        yield from _all_layers(inner)
