@@ -46,6 +46,10 @@ def make_cooccurrence_textures(
         num_patterns: Size of the shared pattern set.
         amplitude: Pixel amplitude of a pattern around mid-grey 128.
         noise: Standard deviation of the added Gaussian pixel noise.
+        orthogonal: Draw the patterns from the Walsh-Hadamard basis (zero-mean,
+            mutually orthogonal, equal energy); False draws random balanced +-1 tiles.
+        random_signs: Flip each tile's pattern by a random sign, so that only the
+            co-occurrence of the two channels' patterns up to sign is informative.
 
     Returns:
         A tuple ``(images, labels, class_names)``: uint8 ``(N, size, size, channels)``,
