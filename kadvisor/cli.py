@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 
@@ -41,6 +42,12 @@ def main(ctx, debug):
     ctx.obj = {"debug": debug}
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    # "Warning: skipped 2 unreadable image files: ..." instead of a source excerpt.
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _quiet_tensorflow() -> None:

@@ -233,19 +233,29 @@ def load_folder(location: str, data, seed: int) -> SourceData:
             f"data.source folder '{root}' has no {'/'.join(IMAGE_EXTENSIONS)} files "
             f"in its sub-folders; {expected}"
         )
-    names, paths, labels, skipped = [], [], [], []
+    names, paths, labels, skipped, empty = [], [], [], [], []
     for name, class_files in files.items():
         readable = [_opens(f) for f in class_files]
         skipped += [str(f) for f, ok in zip(class_files, readable) if not ok]
         good = [str(f) for f, ok in zip(class_files, readable) if ok]
-        if good:  # a class with no readable image can be neither split nor learned
+        if good:
             paths += good
             labels += [len(names)] * len(good)
             names.append(name)
+        elif not data.classes or name in data.classes:
+            empty.append(name)
     if not paths:
         raise DataError(
             f"data.source folder '{root}': none of its {len(skipped)} image files can be "
             f"read, e.g. '{skipped[0]}'"
+        )
+    if empty:
+        # A class without images can be neither split nor learned; dropping it quietly
+        # would train a different task than the folder describes.
+        raise DataError(
+            f"data.source folder '{root}': class folder(s) {', '.join(repr(n) for n in empty)} "
+            f"have no readable image; expected at least one per class (add images, remove "
+            f"the folder, or leave it out with data.classes)"
         )
     if skipped:
         warnings.warn(

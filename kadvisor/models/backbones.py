@@ -7,6 +7,8 @@ Keras is imported when a backbone is built.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -165,10 +167,14 @@ def build_backbone(name: str, input_shape: tuple, weights: str = "none",
     if weights not in ("imagenet", "none"):
         # Loaded before truncation: the file holds the whole backbone.
         try:
-            model.load_weights(weights)
+            with warnings.catch_warnings():  # Keras warns per layer; one error says it all
+                warnings.simplefilter("ignore")
+                model.load_weights(weights)
         except Exception as e:
             raise ModelError(
-                f"model.weights: '{weights}' does not fit backbone '{name}': {str(e).splitlines()[0]}"
+                f"model.weights: '{weights}' does not fit backbone '{name}' at input "
+                f"{list(input_shape)} ({_load_problem(e)}); expected weights saved from the "
+                f"same backbone, e.g. a run directory's backbone.weights.h5"
             ) from None
     if feature_layer:
         try:
@@ -180,6 +186,12 @@ def build_backbone(name: str, input_shape: tuple, weights: str = "none",
             ) from None
         model = keras.Model(model.inputs, layer.output, name="backbone")
     return model, spec
+
+
+def _load_problem(error: Exception) -> str:
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    found = re.match(r"A total of (\d+) objects could not be loaded", first)
+    return f"{found.group(1)} layers do not match" if found else first.rstrip(":")
 
 
 def _close_layer(model, name: str) -> str:

@@ -131,6 +131,9 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recip
             text = f.read()
     except OSError as e:
         raise RecipeError(f"{path}: cannot read recipe: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{path}: cannot read recipe: not UTF-8 text (byte {e.start}); "
+                          f"expected a TOML file") from None
     recipe = recipe_from_text(text, path)
     return apply_overrides(recipe, overrides) if overrides else recipe
 

@@ -27,6 +27,7 @@ from kadvisor.training.checkpoint import (
     CheckpointState,
     RunCheckpoint,
     prepare_resume,
+    read_state,
     restore_optimizer_and_weights,
     restore_weights,
 )
@@ -98,17 +99,17 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
 
     recipe = resolve_recipe(recipe, overrides, epochs)
     keras.utils.set_random_seed(recipe.seed)
-    # Unbatched: the global batch depends on the replicas of the strategy.
-    data = prepare_data(recipe, batched=False, fold=fold, num_folds=num_folds)  # errors: no run dir yet
+    # Data, strategy and model come first: their errors leave no run directory behind.
+    setup = _set_up(recipe, prepare_data(recipe, batched=False, fold=fold, num_folds=num_folds))
     if run_dir is None:
         path = rundir.create(out_dir, recipe.name)
     else:
         path = Path(run_dir)
         path.mkdir(parents=True, exist_ok=True)
     rundir.write_text_atomic(path / rundir.RECIPE, to_toml(recipe))
-    rundir.write_json_atomic(path / rundir.DATA, data.info.to_json())
+    rundir.write_json_atomic(path / rundir.DATA, setup.data.info.to_json())
     folds = {"fold": fold, "num_folds": num_folds} if fold is not None else {}
-    return _train(path, recipe, data, CheckpointState(), folds, quiet, printer)
+    return _train(path, recipe, setup, CheckpointState(), folds, quiet, printer)
 
 
 def resume(run_dir: str | os.PathLike, *, quiet: bool = False,
@@ -133,36 +134,54 @@ def resume(run_dir: str | os.PathLike, *, quiet: bool = False,
     if not (path / rundir.RECIPE).is_file():
         raise InputError(f"{run_dir}: not a kadvisor run directory (no {rundir.RECIPE}); "
                          f"expected a directory written by kadvisor fit")
-    previous = _read_metrics(path)
-    if previous.get("status") == "finished":
+    if _read_json(path / rundir.METRICS).get("status") == "finished":
         raise InputError(f"{run_dir}: the run already finished; nothing to resume")
     recipe = load_recipe(path / rundir.RECIPE)
+    read_state(path)  # a damaged checkpoint is reported before anything changes
     env = _read_json(path / rundir.ENV)
     folds = {k: env[k] for k in ("fold", "num_folds") if env.get(k) is not None}
-    state = prepare_resume(path)
     keras.utils.set_random_seed(recipe.seed)
     data = prepare_data(recipe, batched=False, fold=folds.get("fold"), num_folds=folds.get("num_folds"))
-    return _train(path, recipe, data, state, folds, quiet, printer)
+    setup = _set_up(recipe, data)
+    return _train(path, recipe, setup, prepare_resume(path), folds, quiet, printer)
 
 
-def _train(path: Path, recipe: Recipe, data, state: CheckpointState, folds: dict,
+@dataclass
+class _Setup:
+    """What training needs before the run directory is touched."""
+
+    strategy: Any
+    trained: Recipe  # the recipe with batch size and learning rates scaled for replicas
+    data: Any  # batched with the global batch size
+    model: Any
+
+
+def _set_up(recipe: Recipe, data) -> _Setup:
+    """Builds the strategy and, inside its scope, the model (errors surface here)."""
+    from kadvisor.models import build_model
+
+    strategy = build_strategy(recipe)
+    trained = scale_for_replicas(recipe, strategy.num_replicas_in_sync)
+    with precision(policy_of(recipe)), strategy.scope():
+        model = build_model(recipe, data.info.num_classes, tuple(data.info.image_shape))
+    return _Setup(strategy, trained, data.batch(trained.train.batch_size), model)
+
+
+def _train(path: Path, recipe: Recipe, setup: _Setup, state: CheckpointState, folds: dict,
            quiet: bool, printer) -> Run:
     from kadvisor.data import prepare_data
 
     say = printer or (lambda message: None)
-    strategy = build_strategy(recipe)
-    replicas = strategy.num_replicas_in_sync
-    trained = scale_for_replicas(recipe, replicas)  # recipe.toml keeps the user's values
-    data = data.batch(trained.train.batch_size)
+    strategy, trained, data, model = setup.strategy, setup.trained, setup.data, setup.model
     rundir.write_json_atomic(path / rundir.ENV, {**describe_environment(trained, strategy), **folds})
-    if trained is not recipe:
-        say(f"{replicas} replicas: global batch {trained.train.batch_size}, "
-            f"learning rate {trained.optimizer.learning_rate:g} ({recipe.distribute.lr_scaling} scaling)")
     _write_status(path, "running", resumed_at=state.next_epoch)
     if state.epoch >= 0:
         say(f"resuming {path} at epoch {state.next_epoch + 1} of {total_epochs(recipe)}")
     else:
         say(f"run directory: {path}")
+    if trained is not recipe:
+        say(f"{strategy.num_replicas_in_sync} replicas: global batch {trained.train.batch_size}, "
+            f"learning rate {trained.optimizer.learning_rate:g} ({recipe.distribute.lr_scaling} scaling)")
 
     monitor = recipe.train.monitor if data.validation is not None else recipe.train.monitor.removeprefix("val_")
     if monitor != recipe.train.monitor:
@@ -173,9 +192,6 @@ def _train(path: Path, recipe: Recipe, data, state: CheckpointState, folds: dict
     status = "finished"
     try:
         with precision(policy_of(recipe)), strategy.scope():
-            from kadvisor.models import build_model
-
-            model = build_model(recipe, data.info.num_classes, tuple(data.info.image_shape))
             if state.epoch >= 0:
                 restore_weights(model, path, state)
             try:
@@ -184,7 +200,7 @@ def _train(path: Path, recipe: Recipe, data, state: CheckpointState, folds: dict
                     start=state.next_epoch,
                     callbacks=lambda span: _callbacks(span, path, checkpoint, monitor, say),
                     prepare=lambda r: prepare_data(r, fold=folds.get("fold"), num_folds=folds.get("num_folds")),
-                    on_compiled=_optimizer_restorer(path, recipe, state),
+                    on_compiled=_optimizer_restorer(path, state),
                     verbose=0 if quiet else (1 if sys.stdout.isatty() else 2),
                     say=say,
                 )
@@ -213,7 +229,7 @@ def _train(path: Path, recipe: Recipe, data, state: CheckpointState, folds: dict
     return run
 
 
-def _optimizer_restorer(path: Path, recipe: Recipe, state: CheckpointState):
+def _optimizer_restorer(path: Path, state: CheckpointState):
     """Restores the optimizer once, when training resumes inside the committed epoch's stage."""
     if state.epoch < 0:
         return None
@@ -260,10 +276,6 @@ def _read_json(path: Path) -> dict:
         return rundir.read_json(path)
     except (OSError, ValueError):
         return {}
-
-
-def _read_metrics(path: Path) -> dict:
-    return _read_json(path / rundir.METRICS)
 
 
 def _write_status(path: Path, status: str, **facts) -> None:
