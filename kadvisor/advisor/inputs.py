@@ -184,6 +184,8 @@ def parse_csv_text(text: str, source: str = "<text>") -> Run:
     rows = lines[1:]
     if len(rows) > 1 and len(rows[-1].split(delimiter)) < len(header):
         rows = rows[:-1]  # the last row was cut short (a training process killed mid-write)
+    if not rows:
+        raise InputError(f"{source}: a header but no epochs; expected one row per epoch")
     for line in rows:
         cells = line.split(delimiter)
         for i, name in enumerate(header):

@@ -9,6 +9,7 @@ written before training, each epoch is committed by `RunCheckpoint`, and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -257,7 +258,8 @@ def _callbacks(span, path, checkpoint, monitor, say) -> list:
     if recipe.advisor.live:
         from kadvisor.advisor import AdvisorCallback
 
-        callbacks.append(AdvisorCallback(stop_on=recipe.advisor.stop_on, printer=say))
+        callbacks.append(AdvisorCallback(thresholds=dataclasses.asdict(recipe.advisor),
+                                         stop_on=recipe.advisor.stop_on, printer=say))
     # The logger, then the checkpoint (its commit point) come last: they see the final logs.
     checkpoint.stage_end = span.end
     callbacks += [HistoryLogger(path / rundir.HISTORY, span.stage.name), checkpoint]
