@@ -154,3 +154,39 @@ def test_epoch_boundaries_count_micro_batches_per_epoch_under_accumulation():
     # 8 micro-batches per epoch, 4 per update: 2 updates per epoch; decay after epoch 1.
     rates = _rates_of_each_update({"unit": "epoch", "steps": [1]}, 4, 16, steps_per_epoch=8)
     np.testing.assert_allclose(rates, [1.0, 1.0, 0.1, 0.1], rtol=1e-5)
+
+
+# --- examples/transfer_digits.py ----------------------------------------------------
+
+
+def _transfer_example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "transfer_digits.py"
+    spec = importlib.util.spec_from_file_location("transfer_digits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_transfer_example_compares_like_with_like():
+    from kadvisor.recipe import load_recipe
+    from pathlib import Path
+
+    transfer = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "digits_transfer.toml")
+    variants = _transfer_example().transfer_variants(transfer, "pre/backbone.weights.h5")
+    scratch, head_only, fine_tuned = variants["scratch"], variants["head only"], variants["fine-tuned"]
+    assert scratch.model.weights == "none" and not scratch.stages
+    assert scratch.train.epochs == sum(s.overrides["train.epochs"] for s in transfer.stages)
+    assert [s.trainable for s in head_only.stages] == ["head"]
+    assert [s.trainable for s in fine_tuned.stages] == ["head", "all"]
+    assert head_only.model.weights == fine_tuned.model.weights == "pre/backbone.weights.h5"
+    assert {r.data.max_per_class for r in variants.values()} == {20}
+    assert transfer.model.weights != "none"  # the loaded recipe itself is left unchanged
+
+
+@pytest.mark.slow
+def test_transfer_example_fine_tuning_beats_training_from_scratch(tmp_path):
+    results = _transfer_example().main(["--out", str(tmp_path)])
+    assert results["fine-tuned"] > results["scratch"]

@@ -20,7 +20,7 @@ Computing G is one batched matmul (2 N C1 C2 flops per image, at full BLAS speed
 scattering its C1*C2 entries costs no FFT at all, against N FFTs of size d for the
 route above. Both give the same output up to float rounding; the layer takes the
 cheaper one from the static shapes (see `gram_route_is_cheaper`). At VGG16's
-28x28x512 features and d = 8192 the Gram route is ~10x faster on CPU and needs
+28x28x512 features and d = 8192 the Gram route is ~15x faster on CPU and needs
 C1*C2 floats per image instead of ~4 N d (benchmarks/bilinear_speed.py).
 
 Random Maclaurin (Kar & Karnick, 2012): phi = (W1 x) * (W2 y) / sqrt(d) with W1, W2
