@@ -156,6 +156,24 @@ def test_epoch_boundaries_count_micro_batches_per_epoch_under_accumulation():
     np.testing.assert_allclose(rates, [1.0, 1.0, 0.1, 0.1], rtol=1e-5)
 
 
+# --- Stage boundaries on curves.png ---------------------------------------------------
+
+
+def test_curves_mark_the_boundary_between_stages(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from kadvisor.plotting import plot_history, stage_boundaries
+
+    columns = {"epoch": [0.0, 1.0, 2.0, 3.0], "loss": [1.0, 0.8, 0.5, 0.4],
+               "stage": ["head", "head", "finetune", "finetune"]}
+    assert stage_boundaries(columns) == [(2.5, "finetune")]  # between epochs 2 and 3 (1-based)
+    lines = []
+    real = matplotlib.axes.Axes.axvline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline", lambda self, x=0, *a, **k: lines.append(x) or real(self, x, *a, **k))
+    plot_history(columns, tmp_path / "curves.png")
+    assert lines == [2.5] and (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
 # --- examples/transfer_digits.py ----------------------------------------------------
 
 
