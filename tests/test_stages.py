@@ -156,6 +156,18 @@ def test_epoch_boundaries_count_micro_batches_per_epoch_under_accumulation():
     np.testing.assert_allclose(rates, [1.0, 1.0, 0.1, 0.1], rtol=1e-5)
 
 
+def test_a_truncated_backbones_weights_file_loads_into_the_same_recipe_again(tmp_path):
+    # A bilinear head pools `feature_layer`, so a run saves the truncated backbone.
+    first, _ = build_backbone("small_cnn", (8, 8, 1), "none", feature_layer="block2_relu2", width=4)
+    path = str(tmp_path / "backbone.weights.h5")
+    first.save_weights(path)
+    again, _ = build_backbone("small_cnn", (8, 8, 1), path, feature_layer="block2_relu2", width=4)
+    for a, b in zip(first.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ModelError, match="does not fit backbone 'small_cnn'"):
+        build_backbone("small_cnn", (8, 8, 1), path, width=4)  # the whole backbone needs more
+
+
 # --- Stage boundaries on curves.png ---------------------------------------------------
 
 

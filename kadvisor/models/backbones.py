@@ -164,18 +164,7 @@ def build_backbone(name: str, input_shape: tuple, weights: str = "none",
         except Exception as e:  # download failures, shape checks: one line for the user
             raise ModelError(f"model.backbone '{name}' could not be built: {str(e).splitlines()[0]}") from None
     model = keras.Model(model.inputs, model.outputs[0], name="backbone")
-    if weights not in ("imagenet", "none"):
-        # Loaded before truncation: the file holds the whole backbone.
-        try:
-            with warnings.catch_warnings():  # Keras warns per layer; one error says it all
-                warnings.simplefilter("ignore")
-                model.load_weights(weights)
-        except Exception as e:
-            raise ModelError(
-                f"model.weights: '{weights}' does not fit backbone '{name}' at input "
-                f"{list(input_shape)} ({_load_problem(e)}); expected weights saved from the "
-                f"same backbone, e.g. a run directory's backbone.weights.h5"
-            ) from None
+    truncated = model
     if feature_layer:
         try:
             layer = model.get_layer(feature_layer)
@@ -184,8 +173,27 @@ def build_backbone(name: str, input_shape: tuple, weights: str = "none",
                 f"model.feature_layer: backbone '{name}' has no layer '{feature_layer}'"
                 f"{_close_layer(model, feature_layer)}"
             ) from None
-        model = keras.Model(model.inputs, layer.output, name="backbone")
-    return model, spec
+        truncated = keras.Model(model.inputs, layer.output, name="backbone")
+    if weights not in ("imagenet", "none"):
+        # The file holds the whole backbone, or -- saved by a run whose head pooled
+        # `feature_layer` -- the truncated one; both share the same layer objects.
+        error = None
+        for target in dict.fromkeys((model, truncated)):
+            try:
+                with warnings.catch_warnings():  # Keras warns per layer; one error says it all
+                    warnings.simplefilter("ignore")
+                    target.load_weights(weights)
+                error = None
+                break
+            except Exception as e:
+                error = error or e
+        if error is not None:
+            raise ModelError(
+                f"model.weights: '{weights}' does not fit backbone '{name}' at input "
+                f"{list(input_shape)} ({_load_problem(error)}); expected weights saved from the "
+                f"same backbone, e.g. a run directory's backbone.weights.h5"
+            ) from None
+    return truncated, spec
 
 
 def _load_problem(error: Exception) -> str:
