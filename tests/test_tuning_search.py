@@ -96,6 +96,20 @@ def test_kadvisor_fit_accepts_best_toml(hyperband, tmp_path):
     assert (tmp_path / result.output.strip().splitlines()[-1].split("/")[-1] / "model.keras").exists()
 
 
+def test_confirm_trains_the_top_distinct_trials_on_all_the_data(hyperband, tmp_path):
+    from kadvisor.tuning import confirm
+
+    root, _ = hyperband
+    confirmed = confirm(root / "hb", top=2, out_dir=tmp_path, epochs=1)
+    assert len(confirmed) == 2
+    assert confirmed[0].trial.values != confirmed[1].trial.values  # Hyperband's continuations count once
+    assert confirmed[0].score >= confirmed[1].score
+    for c in confirmed:
+        assert c.run.path.parent == tmp_path and c.run.recipe.data.subsample == 1.0
+        assert c.run.recipe.optimizer.learning_rate == pytest.approx(c.trial.values["optimizer.learning_rate"])
+        assert c.run.metrics["epochs"] == 1 and 0.0 <= c.score <= 1.0
+
+
 def test_running_again_continues_and_reports_changed_settings(hyperband):
     root, _ = hyperband
     before = leaderboard(root / "hb")
@@ -108,10 +122,17 @@ def test_running_again_continues_and_reports_changed_settings(hyperband):
     assert re.search(r"holds a search with other settings \(model.width: 4 → 8; search.factor: 2 → 3\)", changed.output)
 
 
-def test_refine_narrows_the_ranges_around_the_top_trials_and_searches_again(hyperband):
+REFINE = ("--set", "search.algorithm=random", "--set", "train.epochs=1")
+
+
+@pytest.fixture(scope="module")
+def refined(hyperband):
     root, _ = hyperband
-    result = invoke("tune", "--refine", root / "hb", "--set", "search.algorithm=random",
-                    "--set", "search.max_trials=1", "--set", "train.epochs=1")
+    return root, invoke("tune", "--refine", root / "hb", *REFINE, "--set", "search.max_trials=1")
+
+
+def test_refine_narrows_the_ranges_around_the_top_trials_and_searches_again(refined):
+    root, result = refined
     assert result.exit_code == 0, result.output
     narrowed = re.findall(r"^refine (\S+): \[.*\] → \[.*\] \(top \d: .*\)$", result.output, re.M)
     assert narrowed and set(narrowed) <= {"optimizer.learning_rate", "model.dropout"}
@@ -128,16 +149,14 @@ def test_refine_narrows_the_ranges_around_the_top_trials_and_searches_again(hype
     assert len(leaderboard(root / "hb-refine")) == 1
 
 
-def test_random_search_resumes_with_more_trials(tmp_path):
-    (tmp_path / "r.toml").write_text(RECIPE.replace('algorithm = "hyperband"', 'algorithm = "random"\nmax_trials = 1')
-                                     .replace("epochs = 5", "epochs = 1"))
-    assert invoke("tune", tmp_path / "r.toml", "--out", tmp_path / "r").exit_code == 0
-    result = invoke("tune", tmp_path / "r.toml", "--out", tmp_path / "r", "--set", "search.max_trials=2")
+def test_resume_with_more_trials_applies_the_change_and_runs_only_the_new_ones(refined):
+    root, _ = refined
+    result = invoke("tune", "--refine", root / "hb", *REFINE, "--set", "search.max_trials=2")
     assert result.exit_code == 0, result.output
     assert "search.max_trials: 1 → 2 since the saved search; applied" in result.output
-    assert "(2/2) val_accuracy" in result.output
-    assert [r["trial"] for r in leaderboard(tmp_path / "r")].count("0") == 1
-    assert len(leaderboard(tmp_path / "r")) == 2
+    assert f"continuing the search in {root / 'hb-refine'} (1 trial so far)" in result.output
+    assert len(re.findall(r"^trial \d \(2/2\) val_accuracy", result.output, re.M)) == 1
+    assert sorted(r["trial"] for r in leaderboard(root / "hb-refine")) == ["0", "1"]
 
 
 def test_subsample_and_classes_shrink_the_search_data():

@@ -145,7 +145,8 @@ def tune(recipe_file: str | None = None, *, out: str | os.PathLike | None = None
         tuner = build_tuner(searched, hypermodel, directory, strategy=strategy)
         progress = _Progress(tuner, space, result, text, say, total=_total(recipe))
         if tunedir.has_saved_search(directory) and role.kind != "worker":
-            say(f"continuing the search in {directory} ({len(tuner.oracle.trials)} trials so far)")
+            done = len(tuner.oracle.trials)
+            say(f"continuing the search in {directory} ({done} trial{'s' if done != 1 else ''} so far)")
         try:
             _run(tuner, role, progress, say)
         except KeyboardInterrupt:
