@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import kadvisor.training.fit as fit_module  # noqa: E402
 from kadvisor.data import prepare_data  # noqa: E402
 from kadvisor.models import build_model  # noqa: E402
-from kadvisor.training.devices import policy_of, precision  # noqa: E402
+from kadvisor.training.devices import precision  # noqa: E402
 from kadvisor.training.loop import (  # noqa: E402
     compile_for_stage, labels_for_loss, stage_spans, steps_per_epoch, with_labels,
 )
@@ -59,7 +59,7 @@ def plain_keras(recipe):
     start = time.perf_counter()
     keras.utils.set_random_seed(recipe.seed)
     data = prepare_data(recipe)
-    with precision(policy_of(recipe)):
+    with precision(recipe.train.precision):
         model = build_model(recipe, data.info.num_classes, tuple(data.info.image_shape))
         span = stage_spans(recipe)[0]
         train, validation = with_labels(data, recipe)

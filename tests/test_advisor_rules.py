@@ -281,3 +281,22 @@ def test_advisor_section_knows_every_rule_and_the_docs_every_threshold():
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "reading-the-advice.md")).read()
     for name, value in advisor_defaults().items():
         assert f"| `{name}` | `{tomlkit.item(value).as_string()}` | {advisor_help()[name]} |" in doc, name
+
+
+def test_val_better_than_train_is_only_a_note_on_a_near_perfect_run():
+    """Validation ahead of training is dropout's signature; at ~0 error nothing is worth changing."""
+    from kadvisor.advisor import diagnose
+
+    epochs = np.arange(30)
+    loss = 0.6 + 1.5 * np.exp(-epochs / 3)
+    curves = {"loss": loss, "val_loss": loss - 0.05,
+              "accuracy": 1 - 0.5 * np.exp(-epochs / 3), "val_accuracy": 1 - 0.45 * np.exp(-epochs / 3)}
+    data = {"num_classes": 10}  # chance is known only with the run's data.json
+    assert "val_better_than_train" in diagnose(curves).labels  # a bare log: judged as drawn
+    near = diagnose(curves, data=data)
+    assert "val_better_than_train" not in near.labels
+    assert [n.rule for n in near.notes] == ["val_better_than_train"]
+    curves["accuracy"] = 0.7 - 0.5 * np.exp(-epochs / 3)
+    curves["val_accuracy"] = 0.75 - 0.45 * np.exp(-epochs / 3)
+    assert "val_better_than_train" in diagnose(curves, data=data).labels
+    assert "notes" in near.to_dict() and near.to_dict()["notes"][0]["rule"] == "val_better_than_train"

@@ -42,6 +42,7 @@ class Diagnosis:
     dropped: list[dict] = field(default_factory=list)
     source: str = "<memory>"
     run: Run | None = None
+    notes: list[Finding] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -57,6 +58,7 @@ class Diagnosis:
             "summary": self.features,
             "findings": [f.to_dict() for f in self.findings],
             "undecided": [{"rule": f.rule, "reason": f.summary} for f in self.undecided],
+            "notes": [{"rule": f.rule, "summary": f.summary} for f in self.notes],
             "dropped_actions": self.dropped,
         })
 
@@ -159,4 +161,7 @@ def diagnose(
     if stage is not None:
         headline["judged_stage"] = stage.stage[-1]
         headline["judged_epochs"] = [stage.epoch_label(0), stage.epoch_label(stage.n - 1)]
-    return Diagnosis(found, unsure, headline, dropped, run.source, run)
+    # "info" findings are observations with nothing worth changing: shown, not ranked.
+    notes = [u for u in unsure if u.status == "found"]
+    undecided = [u for u in unsure if u.status != "found"]
+    return Diagnosis(found, undecided, headline, dropped, run.source, run, notes)

@@ -80,6 +80,8 @@ def to_text(d: Diagnosis, colour: bool = False, max_actions: int = 2) -> str:
             rest = [index[id(a)] for a in actions[max_actions:]]
             lines.append(f"    (+{len(rest)} more: [{rest[0]}]{'' if len(rest) == 1 else f'–[{rest[-1]}]'}, "
                          "see --format markdown)")
+    for note in d.notes:
+        lines.append(f"note: {note.rule}: {note.summary}")
     if d.undecided:
         lines.append("cannot judge: " + "; ".join(f"{u.rule}" for u in d.undecided))
     return "\n".join(lines)
@@ -97,6 +99,8 @@ def to_markdown(d: Diagnosis) -> str:
         lines += ["", "### Actions", ""]
         for i, (f, a) in enumerate(numbered_actions(d), 1):
             lines.append(f"{i}. `{describe_action(a)}` ({f.rule}) — {a.why}")
+    if d.notes:
+        lines += [""] + [f"Note: `{n.rule}` — {n.summary}" for n in d.notes]
     if d.undecided:
         lines += ["", "Cannot judge: " + "; ".join(f"`{u.rule}` ({u.summary})" for u in d.undecided)]
     return "\n".join(lines) + "\n"

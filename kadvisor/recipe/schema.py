@@ -213,10 +213,6 @@ class Distribute:
         "Goyal et al. 2017), x sqrt(replicas) ('sqrt'), or not ('none')",
         one_of("linear", "sqrt", "none"),
     )
-    precision: str = option(
-        "float32", "deprecated: use train.precision (kept so older recipes load)",
-        one_of("float32", "mixed_float16", "mixed_bfloat16"),
-    )
 
 
 @dataclass

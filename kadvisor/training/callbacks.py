@@ -28,18 +28,20 @@ class HistoryLogger(keras.callbacks.Callback):
     def __init__(self, path, stage: str):
         super().__init__()
         self.path, self.stage = path, stage
-        self._start = 0.0
+        self._start, self._lr = 0.0, float("nan")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        # The rate the epoch starts with: a decay decided at the previous epoch's end
+        # (ReduceLROnPlateau) belongs to this epoch, not to the one that triggered it.
+        self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch}
         for key, value in (logs or {}).items():
             if key not in ("learning_rate", "lr"):  # ReduceLROnPlateau's copy of lr
                 row[key] = float(value)
-        # The rate in effect at the end of the epoch (schedules move within epochs).
-        row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["lr"] = self._lr
         row["stage"] = self.stage
         row["seconds"] = round(time.perf_counter() - self._start, 3)
         append_history_row(self.path, row)

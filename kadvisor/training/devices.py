@@ -170,13 +170,6 @@ def scale_for_replicas(recipe, replicas: int):
     return scaled
 
 
-def policy_of(recipe) -> str:
-    """The dtype policy: ``train.precision``, or the older ``distribute.precision``."""
-    if recipe.train.precision == "float32" and recipe.distribute.precision != "float32":
-        return recipe.distribute.precision
-    return recipe.train.precision
-
-
 def jit_compile_of(recipe):
     """``train.jit_compile`` as Keras's ``compile(jit_compile=...)`` value."""
     return {"auto": "auto", "on": True, "off": False}[recipe.train.jit_compile]

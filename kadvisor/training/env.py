@@ -15,8 +15,6 @@ def describe_environment(recipe, strategy) -> dict:
     import sklearn
     import tensorflow as tf
 
-    from kadvisor.training.devices import policy_of
-
     devices = [{"name": d.name, "type": d.device_type} for d in tf.config.list_logical_devices()]
     return {
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -36,7 +34,7 @@ def describe_environment(recipe, strategy) -> dict:
         "replicas": strategy.num_replicas_in_sync,
         "global_batch_size": recipe.train.batch_size,
         "learning_rate": recipe.optimizer.learning_rate,
-        "precision": policy_of(recipe),
+        "precision": recipe.train.precision,
         "jit_compile": recipe.train.jit_compile,
         "seed": recipe.seed,
     }

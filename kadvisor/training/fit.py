@@ -32,7 +32,7 @@ from kadvisor.training.checkpoint import (
     restore_optimizer_and_weights,
     restore_weights,
 )
-from kadvisor.training.devices import build_strategy, policy_of, precision, scale_for_replicas
+from kadvisor.training.devices import build_strategy, precision, scale_for_replicas
 from kadvisor.training.env import describe_environment
 from kadvisor.training.loop import labels_for_loss, total_epochs, train_stages
 
@@ -163,7 +163,7 @@ def _set_up(recipe: Recipe, data) -> _Setup:
 
     strategy = build_strategy(recipe)
     trained = scale_for_replicas(recipe, strategy.num_replicas_in_sync)
-    with precision(policy_of(recipe)), strategy.scope():
+    with precision(recipe.train.precision), strategy.scope():
         model = build_model(recipe, data.info.num_classes, tuple(data.info.image_shape))
     return _Setup(strategy, trained, data.batch(trained.train.batch_size), model)
 
@@ -192,7 +192,7 @@ def _train(path: Path, recipe: Recipe, setup: _Setup, state: CheckpointState, fo
     start = time.perf_counter()
     status = "finished"
     try:
-        with precision(policy_of(recipe)), strategy.scope():
+        with precision(recipe.train.precision), strategy.scope():
             if state.epoch >= 0:
                 restore_weights(model, path, state)
             try:

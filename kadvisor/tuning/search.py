@@ -116,7 +116,7 @@ def tune(recipe_file: str | None = None, *, out: str | os.PathLike | None = None
     import keras
 
     from kadvisor.data import prepare_data
-    from kadvisor.training.devices import build_strategy, policy_of, precision
+    from kadvisor.training.devices import build_strategy, precision
     from kadvisor.tuning.hypermodel import RecipeHyperModel
     from kadvisor.tuning.tuners import build_tuner, direction
 
@@ -140,7 +140,7 @@ def tune(recipe_file: str | None = None, *, out: str | os.PathLike | None = None
     result = TuneResult(directory, role.kind, objective, direction(recipe.search))
     keras.utils.set_random_seed(recipe.seed)
     strategy = build_strategy(searched)
-    with role.environment(), precision(policy_of(searched)):
+    with role.environment(), precision(searched.train.precision):
         hypermodel = RecipeHyperModel(searched, space, data, objective, strategy)
         tuner = build_tuner(searched, hypermodel, directory, strategy=strategy)
         progress = _Progress(tuner, space, result, text, say, total=_total(recipe))

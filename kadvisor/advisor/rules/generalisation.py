@@ -11,6 +11,7 @@ from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, clamp01, ramp, undecided
 from kadvisor.advisor.rules.registry import rule
+from kadvisor.advisor.rules.setup import near_perfect
 from kadvisor.advisor.rules.training import stalled
 
 REGULARISE = [
@@ -184,9 +185,15 @@ def val_better_than_train(f: RunFeatures, th: dict) -> Finding | None:
     name, frac = max(fractions.items(), key=lambda kv: kv[1])
     if frac < th["val_better_fraction"]:
         return None
+    # Dropout, augmentation and label smoothing handicap training only, so validation
+    # ahead of training is their normal signature; it is worth acting on only while
+    # the model still leaves error to remove.
+    near = near_perfect(f, th) is not None
     return Finding(
-        "val_better_than_train", "warning", ramp(frac, th["val_better_fraction"] - 0.1, 1.0),
-        f"validation {name} was better than training on {100 * frac:.0f}% of epochs",
+        "val_better_than_train", "info" if near else "warning",
+        ramp(frac, th["val_better_fraction"] - 0.1, 1.0),
+        f"validation {name} was better than training on {100 * frac:.0f}% of epochs"
+        + (" (expected with dropout/augmentation; the error left is too small to act on)" if near else ""),
         {"fraction": fractions},
         [
             Action({"model.dropout": "×0.5"}, "heavy dropout/augmentation handicaps training only; "

@@ -116,7 +116,7 @@ def unfreeze_backbone(f: RunFeatures, th: dict) -> Finding | None:
     """The run ended in a head-only stage whose validation converged, no stage
     fine-tunes the backbone after it, and the run is not already near-perfect."""
     head = _head_stage(f)
-    if head is None or _near_perfect(f, th) is not None:
+    if head is None or near_perfect(f, th) is not None:
         return None
     name, index = head
     converged = _stage_converged(f, name, th)
@@ -172,7 +172,7 @@ def achieved_error(f: RunFeatures) -> float | None:
     return max(0.0, 1.0 - acc) / chance
 
 
-def _near_perfect(f: RunFeatures, th: dict) -> float | None:
+def near_perfect(f: RunFeatures, th: dict) -> float | None:
     """The achieved error when it is below ``near_perfect`` of chance (else None)."""
     err = achieved_error(f)
     return err if err is not None and err < th["near_perfect"] else None
@@ -190,7 +190,7 @@ def train_from_scratch_small_data(f: RunFeatures, th: dict) -> Finding | None:
     per_class = np.median(list(counts.values())) if counts else (size / classes if size and classes else None)
     if per_class is None or per_class >= th["few_per_class"]:
         return None
-    if _near_perfect(f, th) is not None:
+    if near_perfect(f, th) is not None:
         return None  # already near-perfect: pretrained weights have nothing to add
     image = _image_size(f)
     if image is not None and image < IMAGENET_MIN_SIZE:
@@ -223,7 +223,7 @@ def low_resolution(f: RunFeatures, th: dict) -> Finding | None:
     want = th["bilinear_resolution"] if bilinear else th["min_resolution"]
     if not (bilinear or classes >= th["fine_grained_classes"]) or size >= want:
         return None
-    if _near_perfect(f, th) is not None:
+    if near_perfect(f, th) is not None:
         return None
     why = "a bilinear head" if bilinear else f"{classes} classes (fine-grained)"
     return Finding(
