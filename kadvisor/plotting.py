@@ -95,7 +95,14 @@ def plot_history(columns: dict[str, list], out_path: str | os.PathLike, title: s
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    save_png(fig, out_path)
+
+
+def save_png(fig, path: str | os.PathLike) -> None:
+    """Saves a matplotlib figure as a PNG (replaced atomically) and closes it."""
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    write_bytes_atomic(out_path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())

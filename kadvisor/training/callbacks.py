@@ -64,3 +64,22 @@ def higher_is_better(metric: str) -> bool:
     """Infers the direction of a metric from its name (loss/error go down)."""
     name = metric.removeprefix("val_").lower()
     return not any(word in name for word in ("loss", "error", "mae", "mse", "crossentropy", "hinge"))
+
+
+def training_callbacks(recipe, monitor: str) -> list:
+    """The recipe's own Keras callbacks: NaN stop, plateau decay, early stopping.
+
+    Args:
+        recipe: The (stage) recipe.
+        monitor: The quantity plateau decay and early stopping watch.
+    """
+    mode = "max" if higher_is_better(monitor) else "min"
+    callbacks = [TerminateOnNaN()]
+    if recipe.schedule.name == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode=mode, factor=recipe.schedule.factor,
+            patience=recipe.schedule.patience, min_lr=recipe.schedule.min_lr))
+    if recipe.train.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=recipe.train.early_stopping))
+    return callbacks

@@ -23,7 +23,7 @@ from kadvisor import rundir
 from kadvisor.errors import InputError, KadvisorError
 from kadvisor.plotting import plot_history, read_history_columns
 from kadvisor.recipe import Recipe, apply_overrides, load_recipe, recipe_from_dict, to_toml
-from kadvisor.training.callbacks import HistoryLogger, TerminateOnNaN, higher_is_better
+from kadvisor.training.callbacks import HistoryLogger, training_callbacks
 from kadvisor.training.checkpoint import (
     CheckpointState,
     RunCheckpoint,
@@ -246,15 +246,7 @@ def _optimizer_restorer(path: Path, state: CheckpointState):
 
 def _callbacks(span, path, checkpoint, monitor, say) -> list:
     recipe = span.recipe
-    callbacks = [TerminateOnNaN()]
-    mode = "max" if higher_is_better(monitor) else "min"
-    if recipe.schedule.name == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, factor=recipe.schedule.factor,
-            patience=recipe.schedule.patience, min_lr=recipe.schedule.min_lr))
-    if recipe.train.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=recipe.train.early_stopping))
+    callbacks = training_callbacks(recipe, monitor)
     if recipe.advisor.live:
         from kadvisor.advisor import AdvisorCallback
 

@@ -24,7 +24,7 @@ import keras_tuner
 from kadvisor.errors import KadvisorError
 from kadvisor.recipe import apply_overrides
 from kadvisor.recipe.schema import Recipe
-from kadvisor.training.callbacks import TerminateOnNaN, higher_is_better
+from kadvisor.training.callbacks import higher_is_better, training_callbacks
 from kadvisor.training.loop import train_stages
 from kadvisor.tuning.hyperparameters import trial_patch
 
@@ -144,17 +144,4 @@ class EpochRecord(keras.callbacks.Callback):
         finite = [(e, logs) for e, logs in self.epochs if math.isfinite(logs[self.objective])]
         _, best = max(finite, key=lambda item: sign * item[1][self.objective]) if finite else self.epochs[-1]
         return {**best, "epochs": self.epochs[-1][0] + 1, "trained": len(self.epochs), "seconds": round(seconds, 2)}
-
-
-def training_callbacks(recipe: Recipe, monitor: str) -> list:
-    """The recipe's own training callbacks: NaN stop, early stopping, plateau decay."""
-    mode = "max" if higher_is_better(monitor) else "min"
-    callbacks = [TerminateOnNaN()]
-    if recipe.schedule.name == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, factor=recipe.schedule.factor,
-            patience=recipe.schedule.patience, min_lr=recipe.schedule.min_lr))
-    if recipe.train.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=recipe.train.early_stopping))
-    return callbacks
 

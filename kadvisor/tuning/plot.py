@@ -7,11 +7,10 @@ log-uniform path gets a log axis, a choice or a bool one tick per value.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
-from kadvisor.rundir import write_bytes_atomic
+from kadvisor.plotting import save_png
 from kadvisor.tuning.results import TrialRow, format_value
 
 
@@ -38,10 +37,7 @@ def plot_search(path: Path, space, rows: list[TrialRow], best: TrialRow | None, 
     shade = f"colour = epochs trained (dark {low} → light {high})" if low != high else f"{low} epochs each"
     fig.suptitle(f"{len(done)} completed trials; {shade}; star = best", fontsize=9)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes_atomic(path, buffer.getvalue())
+    save_png(fig, path)
     return True
 
 
