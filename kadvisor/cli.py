@@ -196,12 +196,16 @@ def ensemble(run_dirs, method):
 @click.option("--host", help="Address the chief listens on / workers connect to.  [default: 127.0.0.1]")
 @click.option("--port", type=int, help="The chief's port.  [default: 8000]")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a recipe field (TOML value), e.g. search.max_epochs=9.")
-def tune(recipe, out, refine, chief, worker, host, port, overrides):
+@click.option("--confirm", "confirm_top", type=click.IntRange(min=1), metavar="N", help="After the search, train the N best distinct trials on all the data (run directories under TUNE_DIR/confirm).")
+def tune(recipe, out, refine, chief, worker, host, port, overrides, confirm_top):
     """Search RECIPE's [search.space] with KerasTuner (Hyperband by default); write leaderboard.csv, best.toml and search.png."""
     _quiet_tensorflow()
     from kadvisor.tuning.command import tune_command
 
-    tune_command(recipe, out=out, refine=refine, chief=chief, worker=worker, host=host, port=port, overrides=overrides, echo=click.echo)
+    if confirm_top and worker is not None:
+        raise click.UsageError("--confirm runs where the results are written: on the chief, not on a --worker")
+    tune_command(recipe, out=out, refine=refine, chief=chief, worker=worker, host=host, port=port,
+                 overrides=overrides, confirm_top=confirm_top or 0, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -99,10 +99,14 @@ def plot_history(columns: dict[str, list], out_path: str | os.PathLike, title: s
 
 
 def save_png(fig, path: str | os.PathLike) -> None:
-    """Saves a matplotlib figure as a PNG (replaced atomically) and closes it."""
+    """Saves a matplotlib figure (replaced atomically) and closes it.
+
+    PNG unless the file name ends in another format matplotlib writes (``.pdf``, ``.svg``).
+    """
     import matplotlib.pyplot as plt
 
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format=suffix if suffix in fig.canvas.get_supported_filetypes() else "png", dpi=100)
     plt.close(fig)
     write_bytes_atomic(path, buffer.getvalue())

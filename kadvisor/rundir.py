@@ -38,6 +38,7 @@ BACKBONE_WEIGHTS = "backbone.weights.h5"
 CURVES = "curves.png"
 DIAGNOSIS = "diagnosis.json"
 CHECKPOINT = "checkpoint"
+KFOLD = "kfold.json"  # in the parent directory of a K-fold cross-validation
 
 
 def _umask() -> int:

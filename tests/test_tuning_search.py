@@ -96,18 +96,29 @@ def test_kadvisor_fit_accepts_best_toml(hyperband, tmp_path):
     assert (tmp_path / result.output.strip().splitlines()[-1].split("/")[-1] / "model.keras").exists()
 
 
-def test_confirm_trains_the_top_distinct_trials_on_all_the_data(hyperband, tmp_path):
-    from kadvisor.tuning import confirm
-
+def test_confirm_trains_the_top_distinct_trials_on_all_the_data(hyperband):
     root, _ = hyperband
-    confirmed = confirm(root / "hb", top=2, out_dir=tmp_path, epochs=1)
-    assert len(confirmed) == 2
-    assert confirmed[0].trial.values != confirmed[1].trial.values  # Hyperband's continuations count once
-    assert confirmed[0].score >= confirmed[1].score
-    for c in confirmed:
-        assert c.run.path.parent == tmp_path and c.run.recipe.data.subsample == 1.0
-        assert c.run.recipe.optimizer.learning_rate == pytest.approx(c.trial.values["optimizer.learning_rate"])
-        assert c.run.metrics["epochs"] == 1 and 0.0 <= c.score <= 1.0
+    # Running the finished search again with --confirm: no new trial, then the top 2 trained.
+    result = invoke("tune", root / "dt.toml", "--out", root / "hb", "--confirm", 2)
+    assert result.exit_code == 0, result.output
+    runs = sorted((root / "hb" / "confirm").iterdir())
+    assert len(runs) == 2
+    recipes = [load_recipe(run / "recipe.toml") for run in runs]
+    searched = [float(r["optimizer.learning_rate"]) for r in leaderboard(root / "hb")]  # 4 digits
+    assert recipes[0].optimizer.learning_rate != recipes[1].optimizer.learning_rate  # continuations count once
+    for recipe in recipes:
+        assert recipe.data.subsample == 1.0 and recipe.train.epochs == 5  # all the data, the recipe's epochs
+        assert any(recipe.optimizer.learning_rate == pytest.approx(lr, rel=1e-3) for lr in searched)
+    lines = [line for line in result.output.splitlines() if "→ all data val_accuracy" in line]
+    assert len(lines) == 2
+    winner = re.search(r"best on all the data: trial (\S+), val_accuracy ([\d.]+), (\S+)", result.output)
+    assert winner and float(winner[2]) == max(float(re.search(r"all data val_accuracy ([\d.]+)", line)[1]) for line in lines)
+    assert (root / "hb" / "confirm" / winner[3].split("/")[-1]).is_dir()
+
+
+def test_confirm_is_refused_on_a_worker(tmp_path):
+    result = CliRunner().invoke(main, ["tune", str(tmp_path / "x.toml"), "--worker", "1", "--confirm", "2"])
+    assert result.exit_code == 2 and "--confirm" in result.output and "chief" in result.output
 
 
 def test_running_again_continues_and_reports_changed_settings(hyperband):

@@ -16,13 +16,14 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from kadvisor import rundir
 from kadvisor.advisor.actions import reconcile
 from kadvisor.advisor.engine import SCHEMA_VERSION, Diagnosis, diagnose
 from kadvisor.advisor.findings import Finding, json_safe
 from kadvisor.advisor.inputs import read_recipe_dict, read_run_dir
 from kadvisor.errors import InputError
 
-KFOLD_FILE = "kfold.json"  # the contract with kadvisor.training.kfold
+KFOLD_FILE = rundir.KFOLD
 
 
 def is_kfold_parent(path: str) -> bool:

@@ -20,7 +20,6 @@ import numpy as np
 from kadvisor import rundir
 from kadvisor.errors import DataError, InputError
 from kadvisor.evaluation.runs import RunFiles, load_model, open_run, predict_split, scores
-from kadvisor.training.kfold import KFOLD_FILE
 
 METHODS = ("mean", "vote")
 # Recipe fields that choose which examples form the test split (see data/splits.py).
@@ -68,11 +67,11 @@ def expand_runs(paths) -> list[Path]:
     """Replaces each K-fold parent directory by its fold runs (from kfold.json)."""
     out = []
     for path in map(Path, paths):
-        if (path / KFOLD_FILE).is_file() and not (path / rundir.MODEL).exists():
+        if (path / rundir.KFOLD).is_file() and not (path / rundir.MODEL).exists():
             try:
-                folds = rundir.read_json(path / KFOLD_FILE)["runs"]
+                folds = rundir.read_json(path / rundir.KFOLD)["runs"]
             except (OSError, ValueError, KeyError, TypeError) as e:
-                raise InputError(f"{path / KFOLD_FILE}: unreadable ({e}); expected kadvisor's "
+                raise InputError(f"{path / rundir.KFOLD}: unreadable ({e}); expected kadvisor's "
                                  f"kfold.json with a 'runs' list") from None
             out += [path / name for name in folds]
         else:

@@ -6,13 +6,12 @@ Both are drawn with matplotlib's Agg backend (the confusion matrix by scikit-lea
 
 from __future__ import annotations
 
-import io
 import math
 import os
 
 import numpy as np
 
-from kadvisor.rundir import write_bytes_atomic
+from kadvisor.plotting import save_png
 
 # Beyond these class counts the cell values, then the tick labels, stop being legible.
 _MAX_CLASSES_WITH_VALUES = 20
@@ -26,14 +25,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    plt = _pyplot()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes_atomic(path, buffer.getvalue())
 
 
 def confusion_png(matrix: np.ndarray, class_names: list[str], path: str | os.PathLike,
@@ -64,7 +55,7 @@ def confusion_png(matrix: np.ndarray, class_names: list[str], path: str | os.Pat
     display.im_.set_clim(0, 1)
     ax.set_title(title or "confusion matrix (rows: fraction of each true class)")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def mistakes_png(images: np.ndarray, captions: list[str], path: str | os.PathLike,
@@ -96,4 +87,4 @@ def mistakes_png(images: np.ndarray, captions: list[str], path: str | os.PathLik
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)

@@ -55,7 +55,7 @@ def open_run(path: str | os.PathLike) -> RunFiles:
                if not (path / name).is_file()]
     if missing:
         hint = (" (a K-fold parent: pass one of its fold-N directories)"
-                if (path / "kfold.json").is_file() else "")
+                if (path / rundir.KFOLD).is_file() else "")
         raise InputError(
             f"{path}: no {', '.join(missing)}; expected a finished run directory from "
             f"kadvisor fit{hint}"

@@ -267,7 +267,7 @@ class Recipe:
     schedule: Schedule = section(Schedule, "learning-rate schedule")
     loss: Loss = section(Loss, "loss")
     train: Train = section(Train, "training loop")
-    distribute: Distribute = section(Distribute, "devices and precision")
+    distribute: Distribute = section(Distribute, "devices and replica scaling")
     validation: Validation = section(Validation, "validation")
     advisor: AdvisorSection = section(AdvisorSection, "advisor thresholds (kadvisor diagnose)")
     search: Search = section(Search, "hyperparameter search (kadvisor tune)")

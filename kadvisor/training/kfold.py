@@ -30,7 +30,7 @@ from kadvisor import rundir
 from kadvisor.errors import KadvisorError, RecipeError
 from kadvisor.recipe import apply_overrides, to_toml
 
-KFOLD_FILE = "kfold.json"
+KFOLD_FILE = rundir.KFOLD
 
 
 @dataclass

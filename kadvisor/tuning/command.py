@@ -9,8 +9,11 @@ from kadvisor.tuning.distributed import choose_role
 
 def tune_command(recipe: str | None, *, out: str | None, refine: str | None, chief: bool,
                  worker: str | None, host: str | None, port: int | None, overrides=(),
-                 echo: Callable[[str], None] = print) -> None:
+                 confirm_top: int = 0, echo: Callable[[str], None] = print) -> None:
     """Runs ``kadvisor tune`` and prints its summary.
+
+    With ``confirm_top`` > 0 the best distinct trials are then trained on all the data
+    (the last step of coarse-to-fine), each in its own run directory.
 
     Raises:
         KadvisorError: for bad input, a changed saved search or a failing search.
@@ -32,5 +35,24 @@ def tune_command(recipe: str | None, *, out: str | None, refine: str | None, chi
     echo(f"best: trial {best.trial_id}, {result.objective} {best.score:.4f}")
     for path in result.outputs.files:
         echo(f"wrote {path}")
+    if confirm_top:
+        _confirm(result, confirm_top, echo)
+        return
     echo(f"next: kadvisor fit {result.path / 'best.toml'}   "
          f"(or narrow the ranges: kadvisor tune --refine {result.path})")
+
+
+def _confirm(result, top: int, echo: Callable[[str], None]) -> None:
+    """Trains the ``top`` best trials on all the data and names the winner."""
+    from kadvisor.tuning.confirm import confirm
+
+    echo(f"confirming the top {top} on all the data:")
+    confirmed = confirm(result.path, top=top, say=echo)
+    scored = [c for c in confirmed if c.score is not None]
+    if not scored:
+        echo(f"no confirmed run logged {result.objective}")
+        return
+    best = scored[0]
+    echo(f"best on all the data: trial {best.trial.trial_id}, {result.objective} {best.score:.4f}, "
+         f"{best.run.path}")
+    echo(f"next: kadvisor diagnose {best.run.path}")
