@@ -35,6 +35,7 @@ channels = 1
 width = 4
 [train]
 batch_size = 32
+checkpoint_every = 0    # commit every epoch: the kill lands between commits
 [[stages]]
 name = "head"
 trainable = "head"
@@ -174,3 +175,75 @@ def test_resume_needs_a_run_directory(tmp_path):
 
 def test_resume_with_a_recipe_is_a_usage_error(tmp_path):
     assert CliRunner().invoke(main, ["fit", "r.toml", "--resume", str(tmp_path)]).exit_code == 2
+
+
+class _Script(keras.callbacks.Callback):
+    """Before the checkpoint: advances a fake clock 10 s per epoch, sets val_loss from a
+    script and records each epoch's weights."""
+
+    def __init__(self, losses):
+        super().__init__()
+        self.losses, self.now, self.weights = losses, [0.0], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.now[0] += 10.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.losses[epoch]
+        self.weights.append(self.model.get_weights())
+
+
+class _Observer(keras.callbacks.Callback):
+    """After the checkpoint: the committed epoch and the weights training goes on from."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.run_dir, self.committed, self.weights = run_dir, [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.committed.append(read_state(self.run_dir).epoch)
+        self.weights.append(self.model.get_weights())
+
+
+def _same(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_commits_every_interval_and_at_the_end_keeping_the_best_epoch_in_between(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, 32)
+    # Best epochs: 1 (not committed on its own, the commit at epoch 2 must save it), then 5.
+    script = _Script([5.0, 3.0, 4.0, 4.0, 4.0, 2.0, 6.0])
+    checkpoint = RunCheckpoint(tmp_path, "val_loss", every=25, clock=lambda: script.now[0])
+    observer = _Observer(tmp_path)
+    model.fit(x, y, epochs=7, batch_size=8, verbose=0, callbacks=[script, checkpoint, observer])
+
+    # 10 s epochs, 25 s interval: commits at epochs 2 (30 s) and 5 (60 s), then at the end.
+    assert observer.committed == [-1, -1, 2, 2, 2, 5, 5]
+    assert read_state(tmp_path).epoch == 6 and read_state(tmp_path).best_epoch == 5
+    # Saving epoch 1's weights at epoch 2 did not disturb training.
+    assert all(_same(seen, done) for seen, done in zip(observer.weights, script.weights))
+    assert not (checkpoint_dir(tmp_path) / "best-1.keras").exists()  # superseded by epoch 5
+    final = keras.models.load_model(tmp_path / rundir.MODEL, safe_mode=True)
+    assert _same(final.get_weights(), script.weights[5])
+    assert not _same(final.get_weights(), script.weights[6])
+
+
+def test_a_commit_between_bests_saves_the_earlier_best_epoch(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, 32)
+    script = _Script([5.0, 3.0, 4.0])
+    checkpoint = RunCheckpoint(tmp_path, "val_loss", every=25, clock=lambda: script.now[0])
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[script, checkpoint])
+    state = read_state(tmp_path)
+    assert (state.epoch, state.best_epoch, state.best_model) == (2, 1, "best-1.keras")
+    best = keras.models.load_model(tmp_path / rundir.MODEL, safe_mode=True)
+    assert _same(best.get_weights(), script.weights[1]) and not _same(best.get_weights(), script.weights[2])
+    restored = keras.models.clone_model(model)
+    restored.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    restore_optimizer_and_weights(restored, tmp_path, state)
+    assert _same(restored.get_weights(), script.weights[2])  # resume from the last epoch

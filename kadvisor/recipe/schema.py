@@ -180,6 +180,10 @@ class Train:
     monitor: str = option("val_loss", "quantity for checkpointing and early stopping")
     accumulate: int = option(1, "gradient accumulation: micro-batches per update", gt(0))
     checkpoint: bool = option(True, "keep the best model by train.monitor (else the last)")
+    checkpoint_every: float = option(
+        30.0, "seconds of training between commits of the resumable state (weights, optimizer, "
+        "best model; every stage's end is committed too; 0 = every epoch)", ge(0),
+    )
     precision: str = option(
         "float32", "Keras dtype policy; mixed policies keep the classifier output float32",
         one_of("float32", "mixed_float16", "mixed_bfloat16"),
@@ -192,7 +196,7 @@ class Train:
 
 @dataclass
 class Distribute:
-    """Devices and numerics."""
+    """Devices and replica scaling."""
 
     strategy: str = option(
         "auto", "tf.distribute strategy ('auto': TPU if found, mirrored over 2+ GPUs, else default)",
