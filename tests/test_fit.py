@@ -32,6 +32,7 @@ def test_run_directory_has_every_file_of_the_contract(run):
                 rundir.MODEL, rundir.CURVES}
     assert expected <= names
     assert not [n for n in names if n.endswith(".tmp")], "temporary files left behind"
+    assert rundir.CHECKPOINT not in names  # a finished run has nothing to resume
     assert run.path.name.startswith("tiny-")
 
 

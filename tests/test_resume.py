@@ -95,7 +95,7 @@ def test_sigkill_mid_run_then_resume_gives_every_epoch_once(tmp_path):
     assert "accuracy" in metrics["test"]
     model = keras.models.load_model(run_dir / rundir.MODEL, safe_mode=True)
     assert model.output_shape == (None, 10)
-    assert read_state(run_dir).epoch == 6
+    assert not checkpoint_dir(run_dir).exists()  # finished: nothing left to resume
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(tmp_path):
@@ -125,16 +125,36 @@ def finished(tmp_path_factory):
     return kadvisor.fit(recipe, tmp_path_factory.mktemp("runs"), quiet=True)
 
 
-def test_rollback_to_the_last_commit(finished, tmp_path):
-    """A kill between the history row, the checkpoint and the commit is undone."""
-    import shutil
+class _CtrlC(keras.callbacks.Callback):
+    """Ctrl-C as the given epoch starts."""
 
-    run_dir = tmp_path / "copy"
-    shutil.copytree(finished.path, run_dir)
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_rollback_to_the_last_commit(tmp_path, monkeypatch):
+    """A kill between the history row, the checkpoint and the commit is undone."""
+    import kadvisor.training.fit as fit_module
+
+    original = fit_module._callbacks
+    monkeypatch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), _CtrlC(3)])
+    recipe = recipe_from_dict({
+        "name": "cut", "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
+        "model": {"width": 4}, "train": {"epochs": 5, "batch_size": 64, "checkpoint_every": 0},
+    })
+    with pytest.raises(fit_module.Interrupted):
+        kadvisor.fit(recipe, tmp_path, quiet=True)
+    (run_dir,) = tmp_path.iterdir()
     state = read_state(run_dir)
-    assert state.epoch == 2
+    assert state.epoch == 2 and json.loads((run_dir / rundir.METRICS).read_text())["status"] == "interrupted"
     rundir.append_history_row(run_dir / rundir.HISTORY, {"epoch": 3, "loss": 0.1, "stage": "train"})
-    (run_dir / rundir.MODEL).write_bytes(b"half a zip file")  # an uncommitted best model
+    (run_dir / rundir.MODEL).unlink()  # a hard link of the committed best model:
+    (run_dir / rundir.MODEL).write_bytes(b"half a zip file")  # replace it, as a publish would
     (checkpoint_dir(run_dir) / "epoch-3.weights.h5").write_bytes(b"uncommitted")
     prepare_resume(run_dir)
     assert [r["epoch"] for r in rundir.read_history_rows(run_dir / rundir.HISTORY)] == ["0", "1", "2"]

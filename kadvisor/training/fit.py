@@ -1,16 +1,17 @@
 """`fit` and `resume`: train the model a recipe describes into a run directory.
 
 A run directory is usable at every moment: the recipe, data facts and environment are
-written before training, each epoch is committed by `RunCheckpoint`, and
-``metrics.json`` says ``"running"`` until the run ends as ``"finished"``,
-``"interrupted"`` (Ctrl-C; resumable) or ``"failed"``. A run killed outright keeps
-``"running"`` and resumes from its last committed epoch.
+written before training, epochs are committed by `RunCheckpoint` into ``checkpoint/``,
+and ``metrics.json`` says ``"running"`` until the run ends as ``"finished"`` (the
+checkpoint is then removed), ``"interrupted"`` (Ctrl-C; resumable) or ``"failed"``. A
+run killed outright keeps ``"running"`` and resumes from its last committed epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from kadvisor.training.callbacks import HistoryLogger, training_callbacks
 from kadvisor.training.checkpoint import (
     CheckpointState,
     RunCheckpoint,
+    checkpoint_dir,
     prepare_resume,
     read_state,
     restore_optimizer_and_weights,
@@ -224,6 +226,8 @@ def _train(path: Path, recipe: Recipe, setup: _Setup, state: CheckpointState, fo
     if state.epoch >= 0:
         run.metrics["resumed_at_epoch"] = state.next_epoch
     rundir.write_json_atomic(path / rundir.METRICS, run.metrics)
+    if status == "finished":  # nothing left to resume; model.keras is a link of its own
+        shutil.rmtree(checkpoint_dir(path), ignore_errors=True)
     _plot(path)
     if status == "interrupted":
         raise Interrupted(f"interrupted; the finished epochs and the best model are in {path}; "
