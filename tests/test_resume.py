@@ -267,3 +267,30 @@ def test_a_commit_between_bests_saves_the_earlier_best_epoch(tmp_path):
     restored.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
     restore_optimizer_and_weights(restored, tmp_path, state)
     assert _same(restored.get_weights(), script.weights[2])  # resume from the last epoch
+
+
+def test_a_resumed_stage_keeps_its_early_stopping_and_plateau_counters(tmp_path):
+    """Killed two epochs into a three-epoch patience, the resumed run stops one epoch later."""
+    def stage(state, losses, epochs, initial_epoch):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x, y = rng.normal(size=(16, 4)).astype("float32"), rng.integers(0, 3, 16)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3)
+        plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=10, factor=0.5)
+        checkpoint = RunCheckpoint(tmp_path, "val_loss", state=state)
+        checkpoint.start_stage(0, 10, [stop, plateau])
+        if state is not None:
+            restore_optimizer_and_weights(model, tmp_path, state)
+        history = model.fit(x, y, epochs=epochs, initial_epoch=initial_epoch, batch_size=8, verbose=0,
+                            callbacks=[_Script(losses), stop, plateau, checkpoint])
+        return stop, plateau, history
+
+    losses = [1.0] + [2.0] * 9  # best at epoch 0; patience 3 stops after epoch 3
+    stop, plateau, _ = stage(None, losses, epochs=3, initial_epoch=0)  # "killed" after epoch 2
+    state = read_state(tmp_path)
+    assert state.counters["EarlyStopping"] == {"wait": 2, "best": 1.0, "best_epoch": 0}
+    assert state.counters["ReduceLROnPlateau"]["wait"] == 2
+    stop, plateau, history = stage(state, losses, epochs=10, initial_epoch=3)
+    assert history.epoch == [3]  # without the counters it would train epochs 3-6
+    assert stop.best == 1.0 and plateau.wait == 3

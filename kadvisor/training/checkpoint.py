@@ -7,7 +7,8 @@ A commit writes, in this order:
 2. ``checkpoint/best-B.keras`` when a better epoch B (by ``train.monitor``) finished since
    the last commit — its weights were kept in memory at the end of epoch B;
 3. ``checkpoint/state.json`` — the commit point: which epoch is done, where to resume,
-   the best value so far and the two files above;
+   the best value so far, the stage's EarlyStopping/ReduceLROnPlateau counters and the
+   two files above;
 4. ``model.keras`` — a hard link to the committed best file, renamed into place;
 5. removal of files the new state no longer names.
 
@@ -27,10 +28,11 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
@@ -40,6 +42,13 @@ from kadvisor.errors import InputError
 from kadvisor.training.callbacks import higher_is_better
 
 STATE = "state.json"
+
+# Keras callbacks whose counters decide when a stage stops early or its learning rate
+# drops. Their on_train_begin resets the counters, so a resumed stage sets them again.
+COUNTERS = {
+    "EarlyStopping": ("wait", "best", "best_epoch"),
+    "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+}
 
 
 @dataclass
@@ -54,6 +63,7 @@ class CheckpointState:
         best_epoch: Its epoch.
         weights: File name (in ``checkpoint/``) of the weights + optimizer state.
         best_model: File name (in ``checkpoint/``) of the best model.
+        counters: The stage's EarlyStopping / ReduceLROnPlateau counters after ``epoch``.
     """
 
     epoch: int = -1
@@ -62,6 +72,7 @@ class CheckpointState:
     best_epoch: int | None = None
     weights: str | None = None
     best_model: str | None = None
+    counters: dict = field(default_factory=dict)
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
@@ -107,7 +118,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.maximize = higher_is_better(monitor)
         self.state = state or CheckpointState()
         self.every, self.clock = every, clock
-        self.stage_end: int | None = None  # set per stage by the trainer
+        self.stage_begin = self.stage_end = None  # set per stage by `start_stage`
+        self.counted: list = []  # the stage's callbacks named in COUNTERS
+        self._restore_counters = self.state.epoch >= 0
         self._pending: CheckpointState | None = None  # the last finished epoch, if not committed
         self._best_weights: list | None = None  # of an uncommitted best epoch
         self._last_commit = clock()
@@ -123,10 +136,26 @@ class RunCheckpoint(keras.callbacks.Callback):
             return False
         return best is None or (value > best if self.maximize else value < best)
 
+    def start_stage(self, begin: int, end: int, callbacks: list) -> None:
+        """Tells the checkpoint the stage's epoch range and its other callbacks."""
+        self.stage_begin, self.stage_end = begin, end
+        self.counted = [c for c in callbacks if type(c).__name__ in COUNTERS]
+
+    def on_train_begin(self, logs=None):
+        # Runs after the counted callbacks reset themselves (the checkpoint comes last).
+        state = self.state
+        if self._restore_counters and self.stage_begin is not None \
+                and self.stage_begin <= state.epoch < state.next_epoch < self.stage_end:
+            for callback in self.counted:
+                for name, value in state.counters.get(type(callback).__name__, {}).items():
+                    setattr(callback, name, value)
+        self._restore_counters = False
+
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         state = CheckpointState(**asdict(self._pending or self.state))
         state.epoch, state.next_epoch = epoch, epoch + 1
+        state.counters = {type(c).__name__: _counters_of(c) for c in self.counted}
         if self.better(value, state.best):
             state.best, state.best_epoch = float(value), epoch
             state.best_model = f"best-{epoch}.keras"
@@ -168,6 +197,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         rundir.write_json_atomic(self.folder / STATE, asdict(state))
         self.state = state
         publish(self.run_dir, state)
+
+
+def _counters_of(callback) -> dict:
+    """The callback's COUNTERS as JSON values (numpy numbers made plain)."""
+    values = {}
+    for name in COUNTERS[type(callback).__name__]:
+        value = getattr(callback, name, None)
+        values[name] = value if value is None else int(value) if isinstance(value, numbers.Integral) else float(value)
+    return values
 
 
 def publish(run_dir: Path, state: CheckpointState) -> None:

@@ -258,7 +258,7 @@ def _callbacks(span, path, checkpoint, monitor, say) -> list:
         callbacks.append(AdvisorCallback(thresholds=dataclasses.asdict(recipe.advisor),
                                          stop_on=recipe.advisor.stop_on, printer=say))
     # The logger, then the checkpoint (its commit point) come last: they see the final logs.
-    checkpoint.stage_end = span.end
+    checkpoint.start_stage(span.begin, span.end, callbacks)
     callbacks += [HistoryLogger(path / rundir.HISTORY, span.stage.name), checkpoint]
     return callbacks
 
