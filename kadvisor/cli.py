@@ -150,7 +150,7 @@ def init(folder, output, force):
 @main.command()
 @click.argument("target", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write the curves with the findings marked to this PNG.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the curves with the findings marked to this image (.png, .pdf, .svg, ...).")
 @click.option("--apply", "apply_to", type=click.Path(dir_okay=False), help="Write the recipe with the top action applied to this TOML file.")
 @click.option("--action", type=click.IntRange(min=1), default=1, show_default=True, help="Which ranked action --apply uses.")
 @click.option("--recipe", "recipe_file", type=click.Path(dir_okay=False), help="Patch this recipe file (keeps its comments) instead of the run's recipe.toml.")

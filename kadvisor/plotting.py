@@ -13,6 +13,7 @@ import math
 import os
 from typing import Iterable
 
+from kadvisor.errors import InputError
 from kadvisor.rundir import write_bytes_atomic
 
 _NOT_METRICS = {"epoch", "lr", "learning_rate", "stage", "seconds"}
@@ -95,18 +96,25 @@ def plot_history(columns: dict[str, list], out_path: str | os.PathLike, title: s
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save_png(fig, out_path)
+    save_figure(fig, out_path)
 
 
-def save_png(fig, path: str | os.PathLike) -> None:
-    """Saves a matplotlib figure (replaced atomically) and closes it.
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Saves a matplotlib figure in the format its file name ends with (PNG without a
+    suffix), replaced atomically, and closes it.
 
-    PNG unless the file name ends in another format matplotlib writes (``.pdf``, ``.svg``).
+    Raises:
+        InputError: for a suffix that is not an image format matplotlib writes.
     """
     import matplotlib.pyplot as plt
 
-    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+    formats = fig.canvas.get_supported_filetypes()
+    if suffix not in formats:
+        plt.close(fig)
+        raise InputError(f"{os.fspath(path)}: cannot draw a '.{suffix}' file; expected a name ending in "
+                         f"{', '.join('.' + f for f in sorted(formats) if f != 'pgf')}")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=suffix if suffix in fig.canvas.get_supported_filetypes() else "png", dpi=100)
+    fig.savefig(buffer, format=suffix, dpi=100)
     plt.close(fig)
     write_bytes_atomic(path, buffer.getvalue())

@@ -64,10 +64,18 @@ def test_colour_only_when_asked(run_dir):
     assert "\033[33m" in text
 
 
-def test_plot_is_written(run_dir, tmp_path):
-    out = tmp_path / "curves.png"
+@pytest.mark.parametrize("name, magic", [("curves.png", b"\x89PNG\r\n\x1a\n"), ("curves", b"\x89PNG\r\n\x1a\n"),
+                                         ("curves.pdf", b"%PDF"), ("curves.svg", b"<?xml")])
+def test_plot_is_written_in_the_format_its_name_asks_for(run_dir, tmp_path, name, magic):
+    out = tmp_path / name
     capture(str(run_dir), plot=str(out))
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.read_bytes()[: len(magic)] == magic
+
+
+def test_plot_to_a_name_that_is_no_image_format_is_an_error(run_dir, tmp_path):
+    with pytest.raises(InputError, match=r"curves\.txt: cannot draw a '\.txt' file; expected a name ending in .*\.png"):
+        capture(str(run_dir), plot=str(tmp_path / "curves.txt"))
+    assert not (tmp_path / "curves.txt").exists()
 
 
 def test_apply_writes_a_valid_recipe_with_the_top_action(run_dir, tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 from kadvisor.advisor.curves import change_points
 from kadvisor.advisor.engine import Diagnosis
 from kadvisor.advisor.features import RunFeatures
-from kadvisor.plotting import save_png
+from kadvisor.plotting import save_figure
 
 _MARK_COLOURS = {"error": "tab:red", "warning": "tab:orange", "info": "tab:gray"}
 
@@ -56,7 +56,7 @@ def plot_diagnosis(d: Diagnosis, path: str) -> None:
     title = ", ".join(x.rule for x in d.findings) or "healthy"
     fig.suptitle(f"{d.source}: {title}", fontsize=10)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path)
 
 
 def plot_kfold(d, path: str) -> None:
@@ -81,4 +81,4 @@ def plot_kfold(d, path: str) -> None:
     title = ", ".join(f"{c.finding.rule} {len(c.folds)}/{len(d.folds)}" for c in d.consensus) or "healthy"
     fig.suptitle(f"{d.source}: {title}", fontsize=10)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path)

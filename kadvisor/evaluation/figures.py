@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from kadvisor.plotting import save_png
+from kadvisor.plotting import save_figure
 
 # Beyond these class counts the cell values, then the tick labels, stop being legible.
 _MAX_CLASSES_WITH_VALUES = 20
@@ -55,7 +55,7 @@ def confusion_png(matrix: np.ndarray, class_names: list[str], path: str | os.Pat
     display.im_.set_clim(0, 1)
     ax.set_title(title or "confusion matrix (rows: fraction of each true class)")
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path)
 
 
 def mistakes_png(images: np.ndarray, captions: list[str], path: str | os.PathLike,
@@ -87,4 +87,4 @@ def mistakes_png(images: np.ndarray, captions: list[str], path: str | os.PathLik
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path)

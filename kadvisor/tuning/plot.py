@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from kadvisor.plotting import save_png
+from kadvisor.plotting import save_figure
 from kadvisor.tuning.results import TrialRow, format_value
 
 
@@ -37,7 +37,7 @@ def plot_search(path: Path, space, rows: list[TrialRow], best: TrialRow | None, 
     shade = f"colour = epochs trained (dark {low} → light {high})" if low != high else f"{low} epochs each"
     fig.suptitle(f"{len(done)} completed trials; {shade}; star = best", fontsize=9)
     fig.tight_layout()
-    save_png(fig, path)
+    save_figure(fig, path)
     return True
 
 
