@@ -294,3 +294,27 @@ def test_a_resumed_stage_keeps_its_early_stopping_and_plateau_counters(tmp_path)
     stop, plateau, history = stage(state, losses, epochs=10, initial_epoch=3)
     assert history.epoch == [3]  # without the counters it would train epochs 3-6
     assert stop.best == 1.0 and plateau.wait == 3
+
+
+def test_ctrl_c_between_commits_commits_the_finished_epochs(tmp_path, monkeypatch):
+    """With the default 30 s interval nothing was committed yet; Ctrl-C in epoch 3 keeps 0-2."""
+    import kadvisor.training.fit as fit_module
+
+    original = fit_module._callbacks
+    with monkeypatch.context() as patch:
+        patch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), _CtrlC(3)])
+        recipe = recipe_from_dict({
+            "name": "cut", "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
+            "model": {"width": 4}, "train": {"epochs": 5, "batch_size": 64},
+        })
+        assert recipe.train.checkpoint_every == 30
+        with pytest.raises(fit_module.Interrupted):
+            kadvisor.fit(recipe, tmp_path, quiet=True)
+    (run_dir,) = tmp_path.iterdir()
+    state = read_state(run_dir)
+    assert state.epoch == 2 and state.weights == "epoch-2.weights.h5"
+    metrics = json.loads((run_dir / rundir.METRICS).read_text())
+    assert metrics["status"] == "interrupted" and metrics["best_epoch"] == state.best_epoch
+    run = kadvisor.training.fit.resume(run_dir, quiet=True)
+    assert run.metrics["status"] == "finished" and run.metrics["resumed_at_epoch"] == 3
+    assert [e for e, _ in _epochs_and_stages(run_dir)] == [0, 1, 2, 3, 4]

@@ -13,10 +13,12 @@ A commit writes, in this order:
 5. removal of files the new state no longer names.
 
 `RunCheckpoint` commits at the first epoch end ``train.checkpoint_every`` seconds after
-the previous commit, and at the end of every stage. Saving costs a fixed time (0.3 s
-for the digits CNN, against 2 s epochs), so committing every epoch would slow short
-epochs by 10-15% while a kill would save only seconds of work; with long epochs the
-interval passes every epoch and each one is committed. 0 commits every epoch.
+the previous commit, at the end of every stage, and on Ctrl-C (from an in-memory copy of
+the last finished epoch). Saving costs a fixed time (0.3 s for the digits CNN, against
+2 s epochs), so committing every epoch would slow short epochs by 10-15% while a kill
+would save only seconds of work; with long epochs the interval passes every epoch and
+each one is committed. 0 commits every epoch. A best model saved at a later commit
+carries that commit's optimizer state (the weights are the best epoch's).
 
 history.csv gets a row at every epoch end. A process killed anywhere leaves the last
 committed state intact; `prepare_resume` rolls the run directory back to it (drops
@@ -122,6 +124,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.counted: list = []  # the stage's callbacks named in COUNTERS
         self._restore_counters = self.state.epoch >= 0
         self._pending: CheckpointState | None = None  # the last finished epoch, if not committed
+        self._pending_variables: tuple | None = None  # (epoch, weights, optimizer variables)
         self._best_weights: list | None = None  # of an uncommitted best epoch
         self._last_commit = clock()
 
@@ -136,10 +139,13 @@ class RunCheckpoint(keras.callbacks.Callback):
             return False
         return best is None or (value > best if self.maximize else value < best)
 
-    def start_stage(self, begin: int, end: int, callbacks: list) -> None:
-        """Tells the checkpoint the stage's epoch range and its other callbacks."""
+    def start_stage(self, begin: int, end: int, callbacks: list, every: float | None = None) -> None:
+        """Tells the checkpoint the stage's epoch range, its other callbacks and, if
+        given, its commit interval."""
         self.stage_begin, self.stage_end = begin, end
         self.counted = [c for c in callbacks if type(c).__name__ in COUNTERS]
+        if every is not None:
+            self.every = every
 
     def on_train_begin(self, logs=None):
         # Runs after the counted callbacks reset themselves (the checkpoint comes last).
@@ -148,7 +154,8 @@ class RunCheckpoint(keras.callbacks.Callback):
                 and self.stage_begin <= state.epoch < state.next_epoch < self.stage_end:
             for callback in self.counted:
                 for name, value in state.counters.get(type(callback).__name__, {}).items():
-                    setattr(callback, name, value)
+                    if value is not None:  # None (or inf/NaN, saved as null): the reset value stands
+                        setattr(callback, name, value)
         self._restore_counters = False
 
     def on_epoch_end(self, epoch, logs=None):
@@ -164,8 +171,27 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._pending = state
         if self.clock() - self._last_commit >= self.every:
             self._commit_pending()
-        elif self.save_best_only and state.best_model == f"best-{epoch}.keras":
-            self._best_weights = self.model.get_weights()  # training moves on from them
+            return
+        # Training moves on from these: keep what a later commit or a Ctrl-C needs.
+        weights = self.model.get_weights()
+        self._pending_variables = (epoch, weights, [v.numpy() for v in self.model.optimizer.variables])
+        if self.save_best_only and state.best_model == f"best-{epoch}.keras":
+            self._best_weights = weights
+
+    def commit_interrupted(self) -> None:
+        """Commits the last finished epoch after Ctrl-C stopped training inside the next.
+
+        Keras calls no ``on_train_end`` then; the model holds a half-trained epoch, so
+        the finished epoch's weights and optimizer state are put back first.
+        """
+        if self._pending is None or self._pending_variables is None \
+                or self._pending_variables[0] != self._pending.epoch:  # cut short while keeping them
+            return
+        _, weights, optimizer_variables = self._pending_variables
+        self.model.set_weights(weights)
+        for variable, value in zip(self.model.optimizer.variables, optimizer_variables):
+            variable.assign(value)
+        self._commit_pending()
 
     def on_train_end(self, logs=None):
         if self._pending is not None:
@@ -188,7 +214,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 self.model.set_weights(self._best_weights)
                 rundir.save_model_atomic(self.model, self.folder / state.best_model)
                 self.model.set_weights(current)
-        self._best_weights = None
+        self._best_weights = self._pending_variables = None
         self.commit(state)
         self._last_commit = self.clock()
 

@@ -117,11 +117,13 @@ def fit(recipe, out_dir: str | os.PathLike = "runs", *, overrides=(), epochs: in
 
 def resume(run_dir: str | os.PathLike, *, quiet: bool = False,
            printer: Callable[[str], None] | None = None) -> Run:
-    """Continues a killed or interrupted run from its last finished epoch.
+    """Continues a killed or interrupted run from its last committed epoch.
 
-    The model weights, optimizer state (moments, step count, learning rate) and the
-    stage are restored; history rows after the last committed epoch are dropped, so
-    history.csv ends with every epoch exactly once.
+    After Ctrl-C that is the last finished epoch; after a kill, the last commit
+    (``train.checkpoint_every`` seconds apart at most, plus the end of every stage). The
+    model weights, optimizer state (moments, step count, learning rate), the stage's
+    early-stopping and plateau counters and the stage are restored; history rows after
+    the committed epoch are dropped, so history.csv ends with every epoch exactly once.
 
     Args:
         run_dir: The run directory of the unfinished run.
@@ -210,6 +212,7 @@ def _train(path: Path, recipe: Recipe, setup: _Setup, state: CheckpointState, fo
                 )
             except KeyboardInterrupt:
                 status = "interrupted"
+                checkpoint.commit_interrupted()
             if checkpoint.state.best_model is None:  # not one epoch finished
                 rundir.save_model_atomic(model, path / rundir.MODEL)
             best = keras.models.load_model(path / rundir.MODEL, safe_mode=True)
@@ -258,7 +261,7 @@ def _callbacks(span, path, checkpoint, monitor, say) -> list:
         callbacks.append(AdvisorCallback(thresholds=dataclasses.asdict(recipe.advisor),
                                          stop_on=recipe.advisor.stop_on, printer=say))
     # The logger, then the checkpoint (its commit point) come last: they see the final logs.
-    checkpoint.start_stage(span.begin, span.end, callbacks)
+    checkpoint.start_stage(span.begin, span.end, callbacks, every=recipe.train.checkpoint_every)
     callbacks += [HistoryLogger(path / rundir.HISTORY, span.stage.name), checkpoint]
     return callbacks
 
