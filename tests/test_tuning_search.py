@@ -98,9 +98,11 @@ def test_kadvisor_fit_accepts_best_toml(hyperband, tmp_path):
 
 def test_confirm_trains_the_top_distinct_trials_on_all_the_data(hyperband):
     root, _ = hyperband
+    trials = len(leaderboard(root / "hb"))
     # Running the finished search again with --confirm: no new trial, then the top 2 trained.
     result = invoke("tune", root / "dt.toml", "--out", root / "hb", "--confirm", 2)
     assert result.exit_code == 0, result.output
+    assert len(leaderboard(root / "hb")) == trials
     runs = sorted((root / "hb" / "confirm").iterdir())
     assert len(runs) == 2
     recipes = [load_recipe(run / "recipe.toml") for run in runs]
