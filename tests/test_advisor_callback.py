@@ -3,8 +3,6 @@
 import subprocess
 import sys
 
-import pytest
-
 
 def test_import_advisor_does_not_import_tensorflow_or_keras():
     code = ("import sys, kadvisor.advisor, kadvisor.advisor.command; "
@@ -19,7 +17,6 @@ class FakeModel:
 
 
 def test_callback_warns_once_and_stops_on_request():
-    pytest.importorskip("keras")
     from kadvisor.advisor import AdvisorCallback
 
     lines = []
@@ -35,7 +32,6 @@ def test_callback_warns_once_and_stops_on_request():
 
 
 def test_callback_does_not_stop_on_unlisted_findings():
-    pytest.importorskip("keras")
     from kadvisor.advisor import AdvisorCallback
 
     lines = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from PIL import Image
 
 from kadvisor.data import load_split_arrays, prepare_data
@@ -173,7 +174,6 @@ def test_missing_npz_is_a_data_error_naming_the_path(tmp_path):
 
 
 def test_synthetic_textures_are_generated_at_the_input_size():
-    pytest.importorskip("kadvisor.data.synthetic")
     source = load_source(make_recipe({"data.source": "synthetic:textures"}).data, seed=3)
     pool = source.pools["train"]
     assert len(source.class_names) == 4 and np.bincount(pool.labels).min() > 0
@@ -190,7 +190,6 @@ def test_unknown_synthetic_set_is_a_data_error():
 
 
 def test_tfds_uses_its_test_split_and_carves_validation():
-    tfds = pytest.importorskip("tensorflow_datasets")
     recipe = make_recipe({"data.source": "tfds:mnist", "data.test_split": "test",
                           "data.val_fraction": 0.25})
     with tfds.testing.mock_data(num_examples=40):
@@ -205,7 +204,6 @@ def test_tfds_uses_its_test_split_and_carves_validation():
 
 
 def test_tfds_carves_test_and_validation_from_variable_size_images():
-    tfds = pytest.importorskip("tensorflow_datasets")
     recipe = make_recipe({"data.source": "tfds:tf_flowers", "data.val_fraction": 0.2})
     with tfds.testing.mock_data(num_examples=50):
         bundle = prepare_data(recipe, batch_size=64)
@@ -218,7 +216,6 @@ def test_tfds_carves_test_and_validation_from_variable_size_images():
 
 
 def test_unknown_tfds_name_is_a_data_error():
-    pytest.importorskip("tensorflow_datasets")
     with pytest.raises(DataError, match="'mnits' cannot be found"):
         load_source(make_recipe({"data.source": "tfds:mnits"}).data, seed=0)
 
