@@ -217,6 +217,8 @@ def test_transfer_example_compares_like_with_like():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(reason="measured: fine-tuning from digits 0-4 ties or loses to scratch since the "
+                          "BatchNormalization momentum fix (docs/bilinear.md, Transfer on digits)")
 def test_transfer_example_fine_tuning_beats_training_from_scratch(tmp_path):
     results = _transfer_example().main(["--out", str(tmp_path)])
     assert results["fine-tuned"] > results["scratch"]
