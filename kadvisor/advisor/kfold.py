@@ -23,12 +23,10 @@ from kadvisor.advisor.findings import Finding, json_safe
 from kadvisor.advisor.inputs import read_recipe_dict, read_run_dir
 from kadvisor.errors import InputError
 
-KFOLD_FILE = rundir.KFOLD
-
 
 def is_kfold_parent(path: str) -> bool:
     """Whether ``path`` is a directory holding ``kfold.json``."""
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, KFOLD_FILE))
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, rundir.KFOLD))
 
 
 @dataclass
@@ -90,7 +88,7 @@ class KFoldDiagnosis:
 
 
 def _read_index(path: str) -> dict:
-    index_path = os.path.join(path, KFOLD_FILE)
+    index_path = os.path.join(path, rundir.KFOLD)
     try:
         with open(index_path, encoding="utf-8") as fh:
             index = json.load(fh)
@@ -123,7 +121,7 @@ def diagnose_kfold(path: str, thresholds: dict | None = None) -> KFoldDiagnosis:
         if os.path.isdir(fold_dir):
             folds[name] = diagnose(read_run_dir(fold_dir), thresholds=thresholds)
     if not folds:
-        raise InputError(f"{path}: none of the fold directories in {KFOLD_FILE} exists ({', '.join(index['runs'][:3])}...)")
+        raise InputError(f"{path}: none of the fold directories in {rundir.KFOLD} exists ({', '.join(index['runs'][:3])}...)")
     recipe_path = os.path.join(path, "recipe.toml")
     recipe = read_recipe_dict(recipe_path) if os.path.isfile(recipe_path) else None
     majority = len(folds) // 2 + 1

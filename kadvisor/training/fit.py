@@ -191,8 +191,7 @@ def _train(path: Path, recipe: Recipe, setup: _Setup, state: CheckpointState, fo
     monitor = recipe.train.monitor if data.validation is not None else recipe.train.monitor.removeprefix("val_")
     if monitor != recipe.train.monitor:
         say(f"no validation split: monitoring '{monitor}' instead of '{recipe.train.monitor}'")
-    checkpoint = RunCheckpoint(path, monitor, save_best_only=recipe.train.checkpoint, state=state,
-                               every=recipe.train.checkpoint_every)
+    checkpoint = RunCheckpoint(path, monitor, save_best_only=recipe.train.checkpoint, state=state)
     run = Run(path=path, recipe=recipe)
     start = time.perf_counter()
     status = "finished"

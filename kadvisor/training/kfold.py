@@ -30,7 +30,6 @@ from kadvisor import rundir
 from kadvisor.errors import KadvisorError, RecipeError
 from kadvisor.recipe import apply_overrides, to_toml
 
-KFOLD_FILE = rundir.KFOLD
 
 
 @dataclass
@@ -99,7 +98,7 @@ def fit_kfold(recipe, out_dir: str | os.PathLike = "runs", *, folds: int | None 
             _write(result, "interrupted")
             raise Interrupted(
                 f"interrupted in fold {i + 1} of {k}; the {len(result.runs)} finished folds "
-                f"and their summary are in {parent / KFOLD_FILE}"
+                f"and their summary are in {parent / rundir.KFOLD}"
             ) from None
         except KadvisorError:
             if not result.runs and not _has_files(fold_dir):
@@ -136,7 +135,7 @@ def summarise(fold_metrics: list[dict]) -> dict:
 
 
 def _write(result: KFoldRun, status: str) -> None:
-    rundir.write_json_atomic(result.path / KFOLD_FILE, {
+    rundir.write_json_atomic(result.path / rundir.KFOLD, {
         "folds": result.folds,
         "runs": [r.name for r in result.runs],
         "status": status,
