@@ -1,4 +1,8 @@
-"""Property test: `diagnose` never raises on arbitrary curves."""
+"""Property test: `diagnose` never fails on arbitrary curves except with a clear `InputError`.
+
+A log whose loss/metric columns hold no number at all is refused (issue 16: garbage is
+never called healthy); everything else is diagnosed and serialises to strict JSON.
+"""
 
 import json
 import math
@@ -8,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kadvisor.advisor import diagnose
+from kadvisor.errors import InputError
 
 values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
@@ -19,10 +24,23 @@ names = st.sampled_from(["loss", "val_loss", "accuracy", "val_accuracy", "acc", 
                          "mae", "val_mae", "lr", "dice_coef", "val_dice_coef"])
 
 
+def diagnose_or_refused(history, **context):
+    """The diagnosis, or None when it was refused rightly: no loss/metric value at all."""
+    try:
+        return diagnose(history, **context)
+    except InputError as e:
+        metric_cells = [v for name, c in history.items() if name not in ("lr", "stage", "epoch") for v in c]
+        assert all(v is None for v in metric_cells), f"refused a log with values: {e}"
+        assert "expected" in str(e) and "'" in str(e), f"refusal does not name the column: {e}"
+        return None
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(names, curve, min_size=1, max_size=6))
 def test_diagnose_never_raises(history):
-    d = diagnose(history)
+    d = diagnose_or_refused(history)
+    if d is None:
+        return
     def no_constants(name):
         raise AssertionError(f"JSON contains {name}")
 
@@ -36,13 +54,16 @@ def test_diagnose_never_raises(history):
        st.lists(st.sampled_from(["head", "finetune", "", "x"]), max_size=60),
        st.lists(st.one_of(st.integers(-5, 500), st.floats(allow_nan=True)), max_size=60))
 def test_diagnose_never_raises_with_stages_and_epochs(history, stages, epochs):
-    d = diagnose({**history, "stage": stages, "epoch": epochs}, recipe={"stages": [{"name": "head", "trainable": "head"}]},
-                 data={"num_classes": 2, "splits": {"train": {"counts": {"a": 1, "b": 0}}}})
-    json.loads(d.to_json())
+    d = diagnose_or_refused({**history, "stage": stages, "epoch": epochs},
+                            recipe={"stages": [{"name": "head", "trainable": "head"}]},
+                            data={"num_classes": 2, "splits": {"train": {"counts": {"a": 1, "b": 0}}}})
+    if d is not None:
+        json.loads(d.to_json())
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(min_value=0, max_value=300), st.floats(min_value=-1e6, max_value=1e6))
 def test_constant_curves_of_any_length(n, value):
-    d = diagnose({"loss": np.full(n, value), "val_loss": np.full(n, value)})
-    assert "diverged" not in d.labels
+    d = diagnose_or_refused({"loss": list(np.full(n, value)), "val_loss": list(np.full(n, value))})
+    assert (d is None) == (n == 0)  # an empty log is refused, any other is read
+    assert d is None or "diverged" not in d.labels

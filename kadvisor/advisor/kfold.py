@@ -117,7 +117,7 @@ def diagnose_kfold(path: str, thresholds: dict | None = None) -> KFoldDiagnosis:
     index = _read_index(path)
     folds: dict[str, Diagnosis] = {}
     for name in index["runs"]:
-        fold_dir = os.path.join(path, name)
+        fold_dir = _inside(path, name)
         if os.path.isdir(fold_dir):
             folds[name] = diagnose(read_run_dir(fold_dir), thresholds=thresholds)
     if not folds:
@@ -139,6 +139,27 @@ def diagnose_kfold(path: str, thresholds: dict | None = None) -> KFoldDiagnosis:
     summary = index.get("summary") if isinstance(index.get("summary"), dict) else {}
     return KFoldDiagnosis(path, folds, consensus, summary, majority, recipe,
                           recipe_path if recipe is not None else None)
+
+
+def _inside(parent: str, name: str) -> str:
+    """``parent/name``, refusing a name that leads outside ``parent``.
+
+    ``kfold.json`` is data from disk: an absolute path, ``..`` or a link out of the
+    parent would make `diagnose` read — and write ``diagnosis.json`` into — another
+    directory.
+
+    Raises:
+        InputError: The entry is absolute, climbs out, or resolves outside the parent.
+    """
+    where = os.path.join(parent, rundir.KFOLD)
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/") or not name.strip():
+        raise InputError(f"{where}: run entry '{name}' is not a fold directory name inside {parent} "
+                         f"(absolute paths and '..' are refused)")
+    fold = os.path.join(parent, name)
+    real_parent = os.path.realpath(parent)
+    if os.path.commonpath([real_parent, os.path.realpath(fold)]) != real_parent:
+        raise InputError(f"{where}: run entry '{name}' resolves outside {parent} (a symbolic link?); refused")
+    return fold
 
 
 def _copy(finding: Finding) -> Finding:

@@ -53,7 +53,7 @@ def plot_diagnosis(d: Diagnosis, path: str) -> None:
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend(fontsize=8)
-    title = ", ".join(x.rule for x in d.findings) or "healthy"
+    title = ", ".join(x.rule for x in d.findings) or d.verdict
     fig.suptitle(f"{d.source}: {title}", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

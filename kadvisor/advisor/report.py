@@ -68,8 +68,11 @@ def severity_tag(severity: str, colour: bool = False) -> str:
 def to_text(d: Diagnosis, colour: bool = False, max_actions: int = 2) -> str:
     """Plain-text report: headline, ranked findings, numbered actions, undecided rules."""
     lines = [_headline(d)]
-    if not d.findings:
+    if d.healthy:
         lines.append("healthy: no problem found — nothing urgent to change.")
+    elif not d.judged:
+        lines.append("too little to judge: every curve rule needs more epochs or a validation curve "
+                     "(see 'cannot judge' below) — this is not a clean bill of health.")
     index = {id(a): i + 1 for i, (_, a) in enumerate(numbered_actions(d))}
     for f in d.findings:
         lines.append(f"{severity_tag(f.severity, colour)} {f.rule} ({f.confidence:.2f}): {f.summary}")
@@ -90,8 +93,10 @@ def to_text(d: Diagnosis, colour: bool = False, max_actions: int = 2) -> str:
 def to_markdown(d: Diagnosis) -> str:
     """Markdown report: a findings table and the actions as a numbered list."""
     lines = [f"## Diagnosis of `{d.source}`", "", _headline(d), ""]
-    if not d.findings:
+    if d.healthy:
         lines.append("**healthy** — no problem found.")
+    elif not d.judged:
+        lines.append("**too little to judge** — every curve rule needs more epochs or a validation curve.")
     else:
         lines += ["| severity | finding | confidence | summary |", "|---|---|---|---|"]
         for f in d.findings:
