@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from kadvisor.advisor.actions import reconcile
+from kadvisor.advisor.causes import explain
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Finding, json_safe, undecided
 from kadvisor.advisor.inputs import Run, from_mapping, read_target
@@ -34,6 +35,10 @@ class Diagnosis:
         dropped: Actions removed because they contradicted a higher-ranked finding.
         source: What was diagnosed.
         run: The run itself (not serialised).
+        notes: Observations with nothing worth changing (shown, not ranked).
+        judged: Whether any curve rule could judge the run. A run on which every
+            one said "cannot judge" (one or two epochs, no usable curve) is not
+            healthy but too little to judge.
     """
 
     findings: list[Finding]
@@ -43,18 +48,31 @@ class Diagnosis:
     source: str = "<memory>"
     run: Run | None = None
     notes: list[Finding] = field(default_factory=list)
+    judged: bool = True
+
+    @property
+    def healthy(self) -> bool:
+        """No problem found on a run the rules could judge."""
+        return self.judged and not self.findings
+
+    @property
+    def verdict(self) -> str:
+        """``"problems"``, ``"healthy"`` or ``"too little to judge"``."""
+        return "problems" if self.findings else "healthy" if self.judged else "too little to judge"
 
     @property
     def labels(self) -> list[str]:
-        """Problem ids found, or ``["healthy"]`` when there are none."""
-        return [f.rule for f in self.findings] or ["healthy"]
+        """Problem ids found, ``["healthy"]`` when there are none, ``[]`` when the run
+        was too little to judge."""
+        return [f.rule for f in self.findings] or (["healthy"] if self.judged else [])
 
     def to_dict(self) -> dict:
         """The stable JSON schema (see docs/reading-the-advice.md)."""
         return json_safe({
             "schema": SCHEMA_VERSION,
             "source": self.source,
-            "healthy": not self.findings,
+            "healthy": self.healthy,
+            "verdict": self.verdict,
             "summary": self.features,
             "findings": [f.to_dict() for f in self.findings],
             "undecided": [{"rule": f.rule, "reason": f.summary} for f in self.undecided],
@@ -156,6 +174,7 @@ def diagnose(
     features = RunFeatures.from_run(run)
     stage = features.last_stage()
     found, unsure = evaluate(features, th, rules, stage)
+    found = explain(found, features, th)
     dropped = reconcile(found, run.recipe)
     headline = _headline(features)
     if stage is not None:
@@ -164,4 +183,6 @@ def diagnose(
     # "info" findings are observations with nothing worth changing: shown, not ranked.
     notes = [u for u in unsure if u.status == "found"]
     undecided = [u for u in unsure if u.status != "found"]
-    return Diagnosis(found, undecided, headline, dropped, run.source, run, notes)
+    curve_rules = [n for n in (rules if rules is not None else RULES) if RULES[n].curve]
+    judged = bool(found) or any(n not in {u.rule for u in undecided} for n in curve_rules)
+    return Diagnosis(found, undecided, headline, dropped, run.source, run, notes, judged)

@@ -120,6 +120,21 @@ class RunFeatures:
             return int(epochs[index])
         return int(index)
 
+    def panel_span(self, name: str) -> float:
+        """The height of the plot a reader judges a validation curve on.
+
+        Training and validation curves of one quantity share a figure (the loss panel,
+        the metric panel), so a wiggle is "large" against what that panel shows: the
+        `curves.visible_range` of both curves together, not of the validation curve
+        alone (on which a flat, slightly wobbly curve looks like pure noise).
+        """
+        pair = (self.loss, self.val_loss) if name == "val_loss" else (self.train_err, self.val_err)
+        values = np.concatenate([C.finite(v) for v in pair if v is not None] or [np.zeros(0)])
+        # Floored at a tenth of the curve's size: a reader reads the axis too, and a
+        # fall of 0.500 → 0.495 is not "clearly improving" however the plot is scaled.
+        size = 0.1 * float(np.median(np.abs(values))) if values.size else 0.0
+        return max(C.visible_range(values), size)
+
     def val_curves(self) -> list[tuple[str, np.ndarray]]:
         """The validation curves in lower-is-better form, loss first."""
         out = []
@@ -176,8 +191,8 @@ class RunFeatures:
         before them (`curves.window_change`).
 
         Returns:
-            Curve name → (improvement as a fraction of the curve's final level,
-            improvement in units of its zig-zag over those epochs). Negative values mean
+            Curve name → (improvement as a fraction of its `panel_span` — what a reader
+            of the plot sees —, improvement in units of its zig-zag over those epochs). Negative values mean
             the curve got worse.
         """
         k = self.tail_epochs(th)
@@ -187,15 +202,15 @@ class RunFeatures:
             change = C.window_change(x, k)
             if not np.isfinite(change):
                 continue
-            end = abs(float(np.median(x[-k:])))
+            span = self.panel_span(name)
             noise = C.zigzag_rms(x[-2 * k - 1 :])
-            out[name] = (change / max(end, 1e-12), change / noise if noise > 0 else float(np.sign(change)) * 1e6)
+            out[name] = (change / max(span, 1e-12), change / noise if noise > 0 else float(np.sign(change)) * 1e6)
         return out
 
     def improving_curve(self, th: dict) -> tuple[str, float] | None:
         """The validation curve that is clearly still improving at the end, if any.
 
-        "Clearly": by at least ``improve_min`` of its level and by more than its own
+        "Clearly": by at least ``improve_min`` of its panel's height and by more than its own
         epoch-to-epoch zig-zag. Returns (name, relative improvement) or None.
         """
         k = self.tail_epochs(th)

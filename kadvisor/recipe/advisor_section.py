@@ -1,7 +1,11 @@
 """The ``[advisor]`` recipe section: thresholds of `kadvisor diagnose` and live advice.
 
 Every threshold is a number a practitioner reading the curves would defend; the help
-text says what it means. `kadvisor.advisor` reads them as a plain dict
+text says what it means. The thresholds of one rule each (noise_level, overfit_rise,
+improve_min, plateau_at, underfit_drop, unstable_noise, val_better_fraction, slow_rate)
+are the values ``python benchmarks/advisor_agreement.py --fit`` chooses on all labelled
+curves of ``../shared/curves`` (a test keeps the two in step); its ``--cv`` measures that
+procedure on curves it did not fit. `kadvisor.advisor` reads them as a plain dict
 (`advisor_defaults`), so the advisor works without a recipe too.
 """
 
@@ -44,6 +48,10 @@ class AdvisorSection:
     )
     unstable_spikes: int = option(
         2, "unstable: at least this many training-loss spikes", ge(1),
+    )
+    unstable_noise: float = option(
+        0.1, "unstable: the training loss and metric zig-zag from epoch to epoch by this "
+        "fraction of their plotted range (RMS; see noise_level)", gt(0),
     )
     spike_rise: float = option(
         0.5, "a spike: training loss rises this fraction of its previous value in one "
@@ -91,12 +99,12 @@ class AdvisorSection:
         "with as many epochs before it", between(0.05, 0.5),
     )
     improve_min: float = option(
-        0.03, "still_improving: the median of a validation curve over the end is this "
-        "fraction better than over the epochs before, by more than its zig-zag there, "
-        "and its best epoch lies in the end", gt(0),
+        0.02, "still_improving: a validation curve's median over the end beats the epochs "
+        "before by this fraction of its plot's height, beyond its zig-zag, best epoch in "
+        "the end", gt(0),
     )
     plateau_at: float = option(
-        0.6, "plateau: validation (val_loss, else the metric) settled within one RMS "
+        0.4, "plateau: validation (val_loss, else the metric) settled within one RMS "
         "zig-zag of its best before this fraction of the run", between(0, 1),
     )
     plateau_tolerance: float = option(
@@ -104,15 +112,16 @@ class AdvisorSection:
         "(training 'kept falling', validation 'stopped improving')", ge(0),
     )
     noise_level: float = option(
-        0.07, "noisy_validation: the RMS epoch-to-epoch zig-zag of validation is this "
-        "fraction of its plotted range (2nd-98th percentile)", gt(0),
+        0.02, "noisy_validation: the RMS epoch-to-epoch zig-zag of validation is this "
+        "fraction of its plot's height (2nd-98th percentile of training and validation "
+        "together), averaged over the loss and metric plots", gt(0),
     )
     slow_pace: float = option(
         0.6, "slow_convergence: training loss falls over the last quarter at least this "
         "fraction of its pace over the quarter before (not flattening)", between(0, 2),
     )
     slow_rate: float = option(
-        0.03, "slow_convergence: training loss falls less than this fraction of itself per "
+        0.02, "slow_convergence: training loss falls less than this fraction of itself per "
         "epoch at the end (it would need 20+ epochs to halve)", gt(0),
     )
     linear_r2: float = option(

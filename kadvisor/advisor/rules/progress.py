@@ -7,7 +7,7 @@ import numpy as np
 from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, ramp, undecided
-from kadvisor.advisor.rules.generalisation import overfitting
+from kadvisor.advisor.rules.generalisation import overfitting, rising_validation
 from kadvisor.advisor.rules.registry import rule
 from kadvisor.advisor.rules.training import stalled
 
@@ -27,14 +27,16 @@ def still_improving(f: RunFeatures, th: dict) -> Finding | None:
     if short is not None:
         return short
     improving = f.improving_curve(th)
-    if improving is None:
-        return None
+    if improving is None or rising_validation(f, th) is not None:
+        return None  # a validation loss that rose past its minimum is not "still improving"
+    if any(f.best_index(v) < f.n // 2 for _, v in f.val_curves()):
+        return None  # another validation curve peaked in the first half: not improving as a whole
     name, gain = improving
     tail = f.tail_epochs(th)
     return Finding(
         "still_improving", "warning", ramp(gain, th["improve_min"] / 2, 4 * th["improve_min"]),
-        f"{name} improved {100 * gain:.0f}% over the last {tail} epochs (median against the "
-        f"{tail} before) and is still improving",
+        f"{name} improved by {100 * gain:.0f}% of its plot's height over the last {tail} epochs "
+        f"(median against the {tail} before) and is still improving",
         {"curve": name, "gain": gain, "tail_epochs": tail},
         [Action({"train.epochs": "×2"}, "the model has not converged: train longer")],
     )

@@ -32,7 +32,8 @@ def _train_counts(data: dict | None) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items() if isinstance(v, (int, float))}
 
 
-def _num_classes(f: RunFeatures) -> int | None:
+def num_classes(f: RunFeatures) -> int | None:
+    """Number of classes from ``data.json`` (its ``num_classes``, else its training counts)."""
     n = get_path(f.run.data, "num_classes")
     if isinstance(n, int):
         return n
@@ -154,7 +155,7 @@ def achieved_error(f: RunFeatures) -> float | None:
     present, else from the best epoch of the validation metric (a [0, 1] accuracy-like
     metric only); None when neither is known.
     """
-    classes = _num_classes(f)
+    classes = num_classes(f)
     if not classes or classes < 2:
         return None
     acc = None
@@ -186,7 +187,7 @@ def train_from_scratch_small_data(f: RunFeatures, th: dict) -> Finding | None:
         return None
     counts = _train_counts(f.run.data)
     size = get_path(f.run.data, "splits.train.size")
-    classes = _num_classes(f)
+    classes = num_classes(f)
     per_class = np.median(list(counts.values())) if counts else (size / classes if size and classes else None)
     if per_class is None or per_class >= th["few_per_class"]:
         return None
@@ -218,7 +219,7 @@ def low_resolution(f: RunFeatures, th: dict) -> Finding | None:
     size = _image_size(f)
     if size is None:
         return None
-    classes = _num_classes(f) or 0
+    classes = num_classes(f) or 0
     bilinear = "bilinear" in str(get_path(f.run.recipe, "model.head", ""))
     want = th["bilinear_resolution"] if bilinear else th["min_resolution"]
     if not (bilinear or classes >= th["fine_grained_classes"]) or size >= want:

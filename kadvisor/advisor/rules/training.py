@@ -8,6 +8,7 @@ from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, ramp, undecided
 from kadvisor.advisor.rules.registry import rule
+from kadvisor.advisor.rules.setup import num_classes
 
 LOWER_LR_A_LOT = Action(
     {"optimizer.learning_rate": "×0.1"}, "a loss that explodes means steps are far too large"
@@ -40,6 +41,13 @@ def diverged(f: RunFeatures, th: dict) -> Finding | None:
     if x is None or x.size < 3:
         return undecided("diverged", "fewer than 3 finite training-loss values")
     first, last = float(x[0]), float(np.median(x[-3:]))
+    if last < 0 and abs(last) >= th["diverge_jump"] * max(abs(first), 1e-12):
+        return Finding(
+            "diverged", "error", 0.9,
+            f"training loss ran away below zero: {first:.3g} → {last:.3g} (a loss that can go "
+            "negative is unbounded: the optimiser is exploiting it)",
+            {"loss_first": first, "loss_last": last}, [LOWER_LR_A_LOT, CLIP],
+        )
     best_before = np.minimum.accumulate(x)
     jumps = x / np.maximum(best_before, 1e-12)
     peak = int(np.argmax(jumps))
@@ -52,7 +60,9 @@ def diverged(f: RunFeatures, th: dict) -> Finding | None:
             [LOWER_LR_A_LOT, CLIP], epoch=f.epoch_label(peak),
         )
     best = float(best_before[peak])
-    if jumps[peak] >= th["diverge_jump"] and last >= best * th["diverge_jump"] / 3:
+    # ...and visible: 0.00005 → 0.005 is 100× but invisible beside a first value of 0.3.
+    visible = last - best >= th["spike_visible"] * max(abs(first - best), 1e-12)
+    if jumps[peak] >= th["diverge_jump"] and last >= best * th["diverge_jump"] / 3 and visible:
         return Finding(
             "diverged", "error", ramp(float(jumps[peak]), 1.0, th["diverge_jump"]),
             f"training loss jumped {jumps[peak]:.0f}× above its best {best:.3g} at epoch "
@@ -95,6 +105,17 @@ def loss_spikes(f: RunFeatures, th: dict) -> list[int]:
     return out
 
 
+def training_zigzag(f: RunFeatures) -> float:
+    """Mean `curves.noise_ratio` of the training loss and the training metric.
+
+    A training curve is an average over an epoch, so it is smooth while optimisation is
+    steady; one that zig-zags by a visible part of its own plot is taking steps that
+    undo each other.
+    """
+    values = [C.noise_ratio(v) for v in (f.loss, f.train_err) if v is not None and np.isfinite(v).sum() >= 5]
+    return float(np.mean(values)) if values else 0.0
+
+
 @rule("unstable", cheap=True)
 def unstable(f: RunFeatures, th: dict) -> Finding | None:
     """The training loss makes repeated large spikes without diverging."""
@@ -102,13 +123,22 @@ def unstable(f: RunFeatures, th: dict) -> Finding | None:
     if x is None or x.size < 5:
         return undecided("unstable", "fewer than 5 finite training-loss values")
     found = loss_spikes(f, th)
-    if len(found) < th["unstable_spikes"]:
+    zigzag = training_zigzag(f)
+    if len(found) < th["unstable_spikes"] and zigzag < th["unstable_noise"]:
         return None
+    no_learning = stalled(f, th)
+    if no_learning is not None and no_learning.is_problem and len(found) < th["unstable_spikes"]:
+        return None  # a flat loss wobbling about its constant is `stalled`, not unstable
     epochs = [f.epoch_label(i) for i in found]
+    if len(found) >= th["unstable_spikes"]:
+        how = f"spiked {len(found)} times (epochs {', '.join(map(str, epochs[:5]))})"
+        confidence = ramp(len(found), th["unstable_spikes"] - 1, th["unstable_spikes"] + 2)
+    else:
+        how = f"zig-zags by {100 * zigzag:.0f}% of its plotted range from epoch to epoch (RMS)"
+        confidence = ramp(zigzag, th["unstable_noise"] / 2, 2 * th["unstable_noise"])
     return Finding(
-        "unstable", "warning", ramp(len(found), th["unstable_spikes"] - 1, th["unstable_spikes"] + 2),
-        f"training loss spiked {len(found)} times (epochs {', '.join(map(str, epochs[:5]))})",
-        {"spikes": epochs, "spike_rise": th["spike_rise"]},
+        "unstable", "warning", confidence, f"training loss {how}",
+        {"spikes": epochs, "spike_rise": th["spike_rise"], "zigzag": zigzag},
         [
             Action({"optimizer.learning_rate": "×0.3"}, "spikes mean some steps overshoot"),
             Action({"train.batch_size": "×2"}, "larger batches give less noisy gradients"),
@@ -118,27 +148,44 @@ def unstable(f: RunFeatures, th: dict) -> Finding | None:
     )
 
 
+def _stuck_accuracy(f: RunFeatures) -> float:
+    """The accuracy under which a run whose accuracy never moves has learned nothing:
+    chance (1/K) plus 10 points when the run knows its classes, else 0.5."""
+    classes = num_classes(f)
+    return 1.0 / classes + 0.1 if classes else 0.5
+
+
 @rule("stalled")
 def stalled(f: RunFeatures, th: dict) -> Finding | None:
-    """Training loss (and metric) essentially do not move: nothing is learned."""
+    """Nothing is learned: the training loss hardly moves from its first value and the
+    metric does not move either — or an accuracy stays flat at a guessing level while
+    the loss falls (a loss can fall by shrinking weights alone, or by fitting a prior)."""
     x = _finite_loss(f)
     if x is None or x.size < 3:
         return undecided("stalled", "fewer than 3 finite training-loss values")
     t = C.trend(x)
     first = float(x[0])
+    if first > 0 and float(np.median(x[-3:])) >= th["diverge_ratio"] * first:
+        return None  # it moved, upwards: `diverged`
     drop = (first - float(np.min(t))) / max(abs(first), 1e-12)
-    if drop >= th["stall_drop"]:
-        return None
-    moved = 0.0
+    moved, accuracy = 0.0, None
     if f.train_err is not None and f.bounded and np.isfinite(f.train_err).sum() >= 3:
         m = C.trend(C.finite(f.train_err))
         moved = float(np.max(m) - np.min(m))
-        if moved >= 2 * th["stall_drop"]:
-            return None  # the metric moves although the loss hardly does
+        if "acc" in (f.metric or ""):
+            accuracy = 1.0 - float(m[-1])
+    flat_metric = moved < 2 * th["stall_drop"]
+    if drop < th["stall_drop"] and flat_metric:
+        how = f"training loss fell only {100 * drop:.1f}% in {x.size} epochs ({first:.3g} → {x[-1]:.3g})"
+        confidence = ramp(th["stall_drop"] - drop, 0, th["stall_drop"] / 2)
+    elif accuracy is not None and flat_metric and accuracy <= _stuck_accuracy(f):
+        how = (f"training {f.metric} stayed at {accuracy:.2f} (it moved {moved:.2f} in {x.size} epochs) "
+               f"although the loss fell {100 * drop:.0f}%")
+        confidence = 0.6
+    else:
+        return None
     return Finding(
-        "stalled", "error", ramp(th["stall_drop"] - drop, 0, th["stall_drop"] / 2),
-        f"training loss fell only {100 * drop:.1f}% in {x.size} epochs ({first:.3g} → {x[-1]:.3g}): "
-        "the model is not learning",
+        "stalled", "error", confidence, f"{how}: the model is not learning",
         {"loss_first": first, "loss_min": float(np.min(t)), "drop": drop, "metric_range": moved},
         [Action({"optimizer.learning_rate": "×3"}, "check the data, labels and loss first; then a "
                 "larger learning rate may get training off the ground")],

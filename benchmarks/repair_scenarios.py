@@ -1,0 +1,90 @@
+"""Deliberately mis-tuned runs with one known cause each, plus healthy controls.
+
+Shared by ``benchmarks/advice_repairs.py`` (does the advisor's first action repair the
+run?) and ``benchmarks/improve_vs_tuner.py``. Each scenario is a base recipe and the
+``--set`` overrides that break it; ``expect`` lists the recipe paths whose change
+addresses the cause (the first action "names the cause" when it changes one of them).
+
+Two base recipes: ``recipes/digits.toml`` (saturated: 0.997-1.000 test accuracy when
+healthy) and ``recipes/digits_few.toml`` (20 training images per class, ~0.97), where a
+repair shows in the test error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DIGITS = "recipes/digits.toml"
+FEW = "recipes/digits_few.toml"
+LR = ("optimizer.learning_rate",)
+SGD = 'optimizer.name="sgd"'
+REGULARISERS = ("optimizer.weight_decay", "model.dropout", "data.augment.flip",
+                "data.augment.translate", "data.augment.rotation", "data.augment.zoom",
+                "train.early_stopping", "loss.label_smoothing")
+NO_REGULARISATION = ("optimizer.weight_decay=0.0", "model.dropout=0.0", "loss.label_smoothing=0.0",
+                     "data.augment.translate=0.0", "data.augment.rotation=0.0", "data.augment.zoom=0.0",
+                     'schedule.name="constant"', "optimizer.learning_rate=1e-3")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One mis-tuned (or healthy) run.
+
+    Attributes:
+        name: Short id, unique.
+        base: The base recipe, relative to the repository root.
+        overrides: ``--set PATH=VALUE`` strings applied to the base.
+        cause: The known cause, in words.
+        expect: Recipe paths whose change addresses the cause (empty for controls).
+        healthy: A control: the advice must not make it worse.
+    """
+
+    name: str
+    base: str
+    overrides: tuple[str, ...]
+    cause: str
+    expect: tuple[str, ...] = ()
+    healthy: bool = False
+
+
+def _both(name: str, overrides: tuple[str, ...], cause: str, expect: tuple[str, ...]) -> list[Scenario]:
+    return [Scenario(f"digits/{name}", DIGITS, overrides, cause, expect),
+            Scenario(f"few/{name}", FEW, overrides, cause, expect)]
+
+
+SCENARIOS: list[Scenario] = [
+    *_both("adamw_lr_high", ("optimizer.learning_rate=5.0",), "AdamW learning rate 1,000x too high", LR),
+    *_both("adamw_lr_low", ("optimizer.learning_rate=1e-5",), "AdamW learning rate 300x too low", LR),
+    *_both("sgd_lr_high", (SGD, "optimizer.learning_rate=50.0"), "SGD learning rate far too high", LR),
+    *_both("sgd_lr_low", (SGD, "optimizer.learning_rate=1e-4"), "SGD learning rate far too low", LR),
+    *_both("too_few_epochs", ("train.epochs=3",), "three epochs: stopped long before convergence",
+           ("train.epochs",)),
+    *_both("model_too_small", ("model.width=1",), "a CNN one filter wide", ("model.width",)),
+    *_both("crushing_weight_decay", ("optimizer.weight_decay=30.0",), "weight decay so strong that "
+           "it erases what each step learns", ("optimizer.weight_decay",)),
+    *_both("heavy_dropout", ("model.dropout=0.95",), "dropout 0.95 before the classifier",
+           ("model.dropout",)),
+    Scenario("digits/batch_too_large", DIGITS, ("train.batch_size=1024",),
+             "a batch of 1,024: two updates per epoch for the whole budget",
+             ("train.batch_size", "train.epochs", "optimizer.learning_rate")),
+    Scenario("few/tiny_data_no_regularisation", FEW,
+             ("data.max_per_class=10", *NO_REGULARISATION, "train.epochs=60"),
+             "10 images per class, every regulariser off, constant rate", REGULARISERS),
+    Scenario("digits/constant_high_lr", DIGITS, ('schedule.name="constant"', "optimizer.learning_rate=0.05"),
+             "a constant learning rate 15x the base with no decay", LR + ("schedule.name",)),
+    *_both("imbalance", ("data.imbalance=0.05",), "long-tailed classes (1:20) without weighting",
+           ("data.balance", "loss.name")),
+    *_both("eager_early_stopping", ("train.early_stopping=1",), "early stopping after one epoch "
+           "without improvement", ("train.early_stopping",)),
+    Scenario("digits/healthy", DIGITS, (), "none: the shipped recipe", healthy=True),
+    Scenario("few/healthy", FEW, (), "none: the shipped recipe", healthy=True),
+    Scenario("few/healthy_seed7", FEW, ("seed=7",), "none: the shipped recipe, another seed", healthy=True),
+]
+
+
+def by_name(name: str) -> Scenario:
+    """The scenario called ``name`` (KeyError naming the choices otherwise)."""
+    for s in SCENARIOS:
+        if s.name == name:
+            return s
+    raise KeyError(f"no scenario {name!r}; choose from {', '.join(s.name for s in SCENARIOS)}")

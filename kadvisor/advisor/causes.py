@@ -1,0 +1,212 @@
+"""From symptoms to a cause: rank by what to change, not by what the curve looks like.
+
+The curve rules name shapes (stalled, still_improving, noisy_validation...). Several
+shapes often have one cause, and the cure for the shape can be wrong for the cause: a
+run stuck at chance with a learning rate of 5.0 also "underfits" and has "noisy"
+validation, but neither less weight decay nor a larger validation set will help it.
+`explain` reads the run's `RunContext` (recipe, classes, data sizes), decides whether
+one cause accounts for the worst findings, and if so
+
+- puts the finding that shows it first, with the action that removes the cause first
+  (and creates that finding when no curve rule fired: a 3-epoch run is too short for
+  ``still_improving`` by the rubric, but its recipe says training was cut short);
+- folds the findings the cause explains into it as evidence (``explains``) instead of
+  listing their actions as competing advice.
+
+The causes, in the order they are checked (the first that applies wins):
+
+1. the learning rate far outside its optimizer's usual range, with a run that is stuck,
+   diverging, unstable or crawling;
+2. decoupled weight decay that erases each epoch's progress;
+3. a run at chance level with none of the above: data, labels or loss;
+4. training cut short — too few epochs, or early stopping with a patience of 1–2 epochs;
+5. too few optimizer updates per epoch (a batch as large as the training set);
+6. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
+7. skewed classes (``class_imbalance``) come before curve symptoms.
+
+Without a recipe only what the curves make evident is used (a loss at ln K).
+"""
+
+from __future__ import annotations
+
+from kadvisor.advisor.context import (
+    CRUSHING_DECAY,
+    FEW_UPDATES,
+    HEAVY_DROPOUT,
+    SMALL_WIDTH,
+    RunContext,
+)
+from kadvisor.advisor.features import RunFeatures
+from kadvisor.advisor.findings import Action, Finding
+
+# Findings that are symptoms of a broken optimisation: folded into its cause.
+_OPTIMISATION_SYMPTOMS = {"noisy_validation", "underfitting", "plateau", "still_improving",
+                          "slow_convergence", "val_better_than_train", "unstable", "stalled",
+                          "overfitting"}
+_SLOW_SYMPTOMS = {"still_improving", "underfitting", "slow_convergence", "plateau",
+                  "val_better_than_train", "noisy_validation"}
+
+
+def explain(found: list[Finding], f: RunFeatures, th: dict) -> list[Finding]:
+    """Returns ``found`` with the root cause's finding first and its symptoms folded in.
+
+    Args:
+        found: Problem findings, sorted by severity and confidence.
+        f: The run's features (its curves, recipe and data facts).
+        th: Advisor thresholds.
+
+    Returns:
+        The findings to report, most important first.
+    """
+    ctx = RunContext.from_features(f)
+    for cause in (_learning_rate, _weight_decay, _chance, _cut_short, _few_updates, _capacity):
+        lead = cause(found, f, ctx, th)
+        if lead is not None:
+            return _fold(lead, found)
+    imbalance = _first(found, {"class_imbalance"})
+    if imbalance is not None:
+        return [imbalance] + [x for x in found if x is not imbalance]
+    return found
+
+
+def _first(found: list[Finding], rules: set[str]) -> Finding | None:
+    return next((x for x in found if x.rule in rules), None)
+
+
+def _fold(lead: tuple[Finding, Action, set[str]], found: list[Finding]) -> list[Finding]:
+    """Puts ``finding`` first with ``action`` first; folds the ``symptoms`` it explains."""
+    finding, action, symptoms = lead
+    folded = [x for x in found if x is not finding and x.rule in symptoms]
+    if folded:
+        finding.evidence["explains"] = [x.rule for x in folded]
+        finding.summary += f" (this also explains: {', '.join(x.rule for x in folded)})"
+    finding.actions = [action] + [a for a in finding.actions if a.patch.keys() != action.patch.keys()]
+    rest = [x for x in found if x is not finding and x not in folded]
+    return [finding] + rest
+
+
+def _stuck(found: list[Finding], f: RunFeatures, ctx: RunContext) -> Finding | None:
+    """The finding saying nothing is learned: stalled/diverged, or a new `stalled`
+    when the run sits at chance level although no curve rule said so."""
+    lead = _first(found, {"diverged", "stalled"})
+    if lead is not None or not ctx.at_chance(f):
+        return lead
+    chance = f"chance-level loss {ctx.chance_loss:.3g}" if ctx.chance_loss else "chance level"
+    return Finding("stalled", "error", 0.9,
+                   f"training ended at {chance} ({ctx.classes or '?'} classes): the model learned nothing",
+                   {"chance_loss": ctx.chance_loss, "chance_accuracy": ctx.chance_accuracy}, [])
+
+
+def _learning_rate(found, f, ctx, th):
+    verdict = ctx.learning_rate_verdict()
+    if verdict is None:
+        return None
+    side, times = verdict
+    usual = ctx.usual_learning_rate()
+    logged = " (logged)" if ctx.lr_from_log else ""
+    where = (f"{ctx.learning_rate:g}{logged} is {times:.0f}× {'above' if side == 'high' else 'below'} the "
+             f"usual range of {ctx.optimizer_words()}")
+    if side == "high":
+        lead = _stuck(found, f, ctx) or _first(found, {"unstable", "noisy_validation", "plateau"})
+        if lead is None:
+            return None
+        # Just above the range, a tenth; far above it, or for an optimizer a bare log does not
+        # name, the first choice of the range.
+        new = usual if times >= 10 or ctx.optimizer is None else max(usual, ctx.learning_rate / 10)
+        why = f"the learning rate {where}: steps that large overshoot every minimum"
+    else:
+        lead = _stuck(found, f, ctx) or _first(found, _SLOW_SYMPTOMS)
+        if lead is None:
+            return None
+        new = usual
+        why = f"the learning rate {where}: each step is too small to get anywhere"
+    lead.evidence["learning_rate"] = {"value": ctx.learning_rate, "optimizer": ctx.optimizer,
+                                      "from_log": ctx.lr_from_log,
+                                      "usual": usual, "times_outside": times, "side": side}
+    return lead, Action({"optimizer.learning_rate": float(f"{new:.3g}")}, why), _OPTIMISATION_SYMPTOMS
+
+
+def _weight_decay(found, f, ctx, th):
+    shrink = ctx.decay_per_epoch()
+    if shrink is None or shrink < CRUSHING_DECAY:
+        return None
+    lead = _stuck(found, f, ctx) or _first(found, {"underfitting", "val_better_than_train", "plateau"})
+    if lead is None:
+        return None
+    lead.evidence["weight_decay_per_epoch"] = shrink
+    why = (f"weight decay {ctx.weight_decay:g} × learning rate × {ctx.steps_per_epoch} updates shrinks the "
+           f"weights by {100 * min(shrink, 1):.0f}% per epoch: it erases what training learns")
+    return lead, Action({"optimizer.weight_decay": 1e-4}, why), _OPTIMISATION_SYMPTOMS
+
+
+def _chance(found, f, ctx, th):
+    lead = _stuck(found, f, ctx)
+    if lead is None or lead.rule == "diverged":
+        return None
+    if ctx.dropout >= HEAVY_DROPOUT:
+        return lead, Action({"model.dropout": 0.2}, f"dropout {ctx.dropout:g} drops almost every "
+                            "feature the classifier sees"), _OPTIMISATION_SYMPTOMS
+    if ctx.width is not None and ctx.width <= SMALL_WIDTH and str(ctx.backbone).startswith("small_"):
+        return lead, _wider(ctx), _OPTIMISATION_SYMPTOMS
+    return None  # the rule's own advice: check data, labels and loss
+
+
+def _cut_short(found, f, ctx, th):
+    if ctx.epochs_planned is None or f.loss is None:
+        return None
+    improving = f.improving_curve(th) is not None or _still_falling(f)
+    if not improving:
+        return None
+    stopped_early = 0 < ctx.early_stopping <= 2 and ctx.epochs_run < ctx.epochs_planned
+    if stopped_early:
+        lead = _first(found, {"still_improving"}) or _new_still_improving(
+            f, f"early stopping with a patience of {ctx.early_stopping} ended training at epoch "
+               f"{ctx.epochs_run} of {ctx.epochs_planned} while it was still improving")
+        return lead, Action({"train.early_stopping": 10}, "a patience of 1-2 epochs stops at the first "
+                            "noisy epoch; 10 waits out the noise"), _SLOW_SYMPTOMS
+    if ctx.epochs_run < th["min_epochs"] and ctx.epochs_run >= ctx.epochs_planned:
+        lead = _first(found, {"still_improving"}) or _new_still_improving(
+            f, f"only {ctx.epochs_run} epochs, and the loss was still falling fast at the end")
+        epochs = max(4 * ctx.epochs_planned, 10 * th["min_epochs"] // 4)
+        return lead, Action({"train.epochs": epochs}, "training was cut short long before "
+                            "convergence"), _SLOW_SYMPTOMS
+    return None
+
+
+def _few_updates(found, f, ctx, th):
+    steps = ctx.steps_per_epoch
+    if steps is None or steps > FEW_UPDATES or not ctx.batch_size or ctx.batch_size <= 32:
+        return None
+    lead = _stuck(found, f, ctx) or _first(found, _SLOW_SYMPTOMS)
+    if lead is None:
+        return None
+    why = (f"batch {ctx.batch_size} on {ctx.train_size} training images is {steps} optimizer update(s) per "
+           f"epoch, {steps * (ctx.epochs_planned or ctx.epochs_run)} in the whole run: far too few")
+    return lead, Action({"train.batch_size": 32}, why), _SLOW_SYMPTOMS | {"stalled"}
+
+
+def _capacity(found, f, ctx, th):
+    lead = _first(found, {"underfitting", "val_better_than_train", "plateau", "still_improving"})
+    if lead is None:
+        return None
+    if ctx.dropout >= HEAVY_DROPOUT and lead.rule in ("underfitting", "val_better_than_train"):
+        return lead, Action({"model.dropout": 0.2}, f"dropout {ctx.dropout:g} handicaps training: "
+                            "the model cannot fit what it never sees"), _SLOW_SYMPTOMS
+    if ctx.width is not None and ctx.width <= SMALL_WIDTH and str(ctx.backbone).startswith("small_"):
+        return lead, _wider(ctx), _SLOW_SYMPTOMS
+    return None
+
+
+def _wider(ctx: RunContext) -> Action:
+    return Action({"model.width": 16}, f"a CNN {ctx.width} filter(s) wide has too little capacity "
+                  "to fit the training set")
+
+
+def _still_falling(f: RunFeatures) -> bool:
+    """The training loss fell by more than 5 % of itself over the last epoch."""
+    x = [v for v in f.loss if v == v]
+    return len(x) >= 2 and x[-1] < x[-2] and (x[-2] - x[-1]) > 0.05 * abs(x[-2])
+
+
+def _new_still_improving(f: RunFeatures, summary: str) -> Finding:
+    return Finding("still_improving", "warning", 0.8, summary, {"epochs": f.n}, [])

@@ -1,0 +1,200 @@
+"""What a run knows besides its curves, read the way a practitioner reads it.
+
+A run directory carries its recipe (optimizer, learning rate, batch, epochs,
+regularisers) and ``data.json`` (classes, split sizes); a bare log carries neither, but
+its numbers can still make some facts evident (a loss sitting at ln 10 with accuracy
+0.10 is a 10-class model guessing). `RunContext` gathers these facts once, so the cause
+analysis (`kadvisor.advisor.causes`) can say *why* a curve looks the way it does — a
+learning rate 500× above its optimizer's usual range, a model at chance, two optimizer
+updates per epoch — instead of describing the shape alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kadvisor.advisor import curves as C
+from kadvisor.advisor.features import RunFeatures
+from kadvisor.advisor.rules.setup import get_path
+
+# Base learning rates practitioners use: (low, high, a good first choice). Adam-family
+# rates are scale-free (the step is normalised), SGD's scale with the gradient.
+USUAL_LEARNING_RATE = {
+    "adam": (1e-4, 1e-2, 1e-3),
+    "adamw": (1e-4, 1e-2, 1e-3),
+    "rmsprop": (1e-4, 1e-2, 1e-3),
+    "sgd": (1e-3, 1.0, 0.05),
+}
+# A bare log names no optimizer: only a rate above every range above is evident (a low
+# one may be fine-tuning a pretrained backbone), and the first choice is one every
+# optimizer above tolerates.
+ANY_OPTIMIZER = (1e-4, 1.0, 1e-2)
+# Regularisers beyond these are no longer "some regularisation" but the cause of a fit
+# that fails: dropout that drops most features, decoupled weight decay that shrinks the
+# weights by a large part of themselves every epoch (lr × decay × updates per epoch).
+HEAVY_DROPOUT = 0.5
+CRUSHING_DECAY = 0.5
+SMALL_WIDTH = 4
+FEW_UPDATES = 4
+
+
+@dataclass
+class RunContext:
+    """Facts of one run; None where the run does not say.
+
+    Attributes:
+        classes: Number of classes (``data.json``), or inferred when evident.
+        chance_loss: Cross-entropy of guessing the class prior (ln K, or the entropy of
+            the training class counts).
+        chance_accuracy: Accuracy of always answering the majority class.
+        optimizer: Optimizer name from the recipe.
+        learning_rate: Base learning rate from the recipe.
+        batch_size: Batch size from the recipe.
+        train_size: Training images (``data.json``).
+        epochs_planned: ``train.epochs`` of the recipe.
+        epochs_run: Epochs logged.
+        early_stopping: Patience of early stopping (0 = off).
+        weight_decay, dropout, width: Regularisation and capacity settings.
+        lr_from_log: The learning rate was read from the log's learning-rate column
+            (its peak, so a warm-up does not hide it), not from a recipe.
+    """
+
+    classes: int | None = None
+    chance_loss: float | None = None
+    chance_accuracy: float | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    train_size: int | None = None
+    epochs_planned: int | None = None
+    epochs_run: int = 0
+    early_stopping: int = 0
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+    width: int | None = None
+    backbone: str | None = None
+    lr_from_log: bool = False
+
+    @classmethod
+    def from_features(cls, f: RunFeatures) -> "RunContext":
+        """Reads the recipe and data facts of ``f.run`` (the curves, for a bare log)."""
+        recipe, data = f.run.recipe, f.run.data
+        ctx = cls(epochs_run=f.n)
+        counts = {k: v for k, v in (get_path(data, "splits.train.counts") or {}).items()
+                  if isinstance(v, (int, float)) and v > 0}
+        classes = get_path(data, "num_classes")
+        ctx.classes = classes if isinstance(classes, int) and classes >= 2 else (len(counts) or None)
+        if counts:
+            p = np.asarray(list(counts.values()), dtype=float)
+            p /= p.sum()
+            ctx.chance_loss = float(-(p * np.log(p)).sum())
+            ctx.chance_accuracy = float(p.max())
+        elif ctx.classes:
+            ctx.chance_loss, ctx.chance_accuracy = math.log(ctx.classes), 1.0 / ctx.classes
+        else:
+            ctx._infer_chance(f)
+        size = get_path(data, "splits.train.size")
+        ctx.train_size = int(size) if isinstance(size, (int, float)) else None
+        if recipe is not None:
+            ctx.optimizer = get_path(recipe, "optimizer.name")
+            ctx.learning_rate = _number(get_path(recipe, "optimizer.learning_rate"))
+            ctx.batch_size = _int(get_path(recipe, "train.batch_size"))
+            ctx.epochs_planned = _int(get_path(recipe, "train.epochs"))
+            ctx.early_stopping = _int(get_path(recipe, "train.early_stopping")) or 0
+            ctx.weight_decay = _number(get_path(recipe, "optimizer.weight_decay")) or 0.0
+            ctx.dropout = _number(get_path(recipe, "model.dropout")) or 0.0
+            ctx.width = _int(get_path(recipe, "model.width"))
+            ctx.backbone = get_path(recipe, "model.backbone")
+        if ctx.learning_rate is None and f.lr is not None and C.finite(f.lr).size:
+            ctx.learning_rate, ctx.lr_from_log = float(np.max(C.finite(f.lr))), True
+        return ctx
+
+    def _infer_chance(self, f: RunFeatures) -> None:
+        """Chance level of a bare log, only when its numbers make it evident: a [0, 1]
+        accuracy that ends within 0.01 of 1/K *and* a loss within 3 % of ln K."""
+        if not (f.bounded and f.metric and "acc" in f.metric and f.train_err is not None and f.loss is not None):
+            return
+        acc = 1.0 - float(np.median(C.finite(f.train_err)[-3:]))
+        loss = float(np.median(C.finite(f.loss)[-3:]))
+        if not (0.0 < acc < 0.55 and loss > 0):
+            return
+        k = int(round(1.0 / acc))
+        if k >= 2 and abs(acc - 1.0 / k) <= 0.01 and abs(loss - math.log(k)) <= 0.03 * math.log(k):
+            self.classes, self.chance_loss, self.chance_accuracy = k, math.log(k), 1.0 / k
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Optimizer updates per epoch (training images / batch size)."""
+        if self.train_size and self.batch_size:
+            return max(1, math.ceil(self.train_size / self.batch_size))
+        return None
+
+    def learning_rate_verdict(self) -> tuple[str, float] | None:
+        """("high" or "low", how many times beyond the edge of the optimizer's usual
+        range), or None when the rate is inside it or unknown."""
+        usual = self._usual()
+        lr = self.learning_rate
+        if usual is None or lr is None or lr <= 0:
+            return None
+        low, high, _ = usual
+        if lr > high:
+            return "high", lr / high
+        if lr < low and not self.lr_from_log:  # a bare log may be fine-tuning, where 1e-5 is usual
+            return "low", low / lr
+        return None
+
+    def usual_learning_rate(self) -> float | None:
+        """A good first learning rate for the run's optimizer."""
+        usual = self._usual()
+        return usual[2] if usual else None
+
+    def optimizer_words(self) -> str:
+        """The optimizer whose range the rate is judged against, in words."""
+        if self.optimizer in USUAL_LEARNING_RATE:
+            return str(self.optimizer)
+        return "any common optimizer (Adam family 1e-4–1e-2, SGD 1e-3–1)"
+
+    def _usual(self) -> tuple[float, float, float] | None:
+        usual = USUAL_LEARNING_RATE.get(str(self.optimizer))
+        if usual is None and self.optimizer is None and self.lr_from_log:
+            return ANY_OPTIMIZER
+        return usual
+
+    def decay_per_epoch(self) -> float | None:
+        """How much decoupled weight decay alone shrinks the weights per epoch
+        (lr × weight decay × updates per epoch; Keras applies ``w -= lr·wd·w`` each
+        step for every optimizer)."""
+        steps = self.steps_per_epoch
+        if not (steps and self.learning_rate and self.weight_decay):
+            return None
+        return self.learning_rate * self.weight_decay * steps
+
+    def at_chance(self, f: RunFeatures) -> bool:
+        """Whether the run ended no better than guessing the class prior, on training
+        and (when logged) on validation: the loss over the last epochs within 5 % of the
+        chance loss, or the accuracy within 2 points of the majority share."""
+        k = max(2, min(5, f.n // 3))
+
+        def guessing(loss: np.ndarray | None, err: np.ndarray | None) -> bool | None:
+            if self.chance_accuracy and f.bounded and f.metric and "acc" in f.metric and err is not None:
+                finite = C.finite(err)
+                if finite.size:
+                    return 1.0 - float(np.median(finite[-k:])) <= self.chance_accuracy + 0.02
+            if self.chance_loss and loss is not None and np.isfinite(loss).sum() >= 2:
+                return float(np.median(C.finite(loss)[-k:])) >= 0.95 * self.chance_loss
+            return None
+
+        train = guessing(f.loss, f.train_err)
+        val = guessing(f.val_loss, f.val_err)
+        return bool(train) and val is not False
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _int(value) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,180 @@
+"""Cause analysis: what the run directory knows (recipe, classes, data sizes) turns a
+symptom into a cause, ranks the finding showing it first with the action that removes
+it, and folds the symptoms it explains. Each cause has a negative control: the same
+curves without the fact that makes it the cause get no such advice."""
+
+import math
+
+import numpy as np
+import pytest
+
+from kadvisor.advisor import diagnose
+from kadvisor.advisor.context import RunContext
+from kadvisor.advisor.features import RunFeatures
+from kadvisor.advisor.inputs import from_mapping
+
+N = 30
+T = np.arange(N, dtype=float)
+ZIG = np.where(T % 2 == 0, 1.0, -1.0)
+RNG = np.random.default_rng(1)
+
+
+def digits_data(train=1150, classes=10):
+    return {"num_classes": classes,
+            "splits": {"train": {"size": train, "counts": {str(i): train // classes for i in range(classes)}}}}
+
+
+def recipe(**paths):
+    """A digits-like recipe with some dotted paths changed."""
+    out = {"optimizer": {"name": "adamw", "learning_rate": 3e-3, "weight_decay": 1e-4},
+           "train": {"epochs": N, "batch_size": 32, "early_stopping": 0},
+           "model": {"backbone": "small_cnn", "width": 16, "dropout": 0.2}, "data": {"balance": "none"}}
+    for path, value in paths.items():
+        section, key = path.split(".")
+        out[section][key] = value
+    return out
+
+
+def at_chance(n=N):
+    """A 10-class model that learns nothing: loss at ln 10, accuracy 0.1, validation jumping."""
+    return {"loss": math.log(10) + RNG.normal(0, 0.003, n), "accuracy": 0.1 + RNG.normal(0, 0.003, n),
+            "val_loss": math.log(10) + 0.05 * ZIG[:n], "val_accuracy": 0.1 + 0.03 * ZIG[:n]}
+
+
+def crawling(n=N):
+    """Loss falling slowly and steadily, validation following: far from converged."""
+    loss = np.linspace(2.3, 1.6, n)
+    return {"loss": loss, "val_loss": loss - 0.02, "accuracy": np.linspace(0.15, 0.45, n),
+            "val_accuracy": np.linspace(0.16, 0.47, n)}
+
+
+def first(d):
+    return d.findings[0], d.findings[0].actions[0]
+
+
+def test_learning_rate_far_too_high_is_the_cause_of_a_run_at_chance():
+    d = diagnose(at_chance(), recipe=recipe(**{"optimizer.learning_rate": 5.0}), data=digits_data())
+    finding, action = first(d)
+    assert finding.rule == "stalled" and finding.severity == "error"
+    old, new = action.change["optimizer.learning_rate"]
+    assert old / new >= 100  # lowered by at least 100x, into AdamW's usual range
+    assert 1e-4 <= new <= 1e-2
+    assert "noisy_validation" not in d.labels  # a symptom of the cause, folded in
+    assert "learning_rate" in finding.evidence
+
+
+def test_without_the_recipe_the_same_curves_get_no_learning_rate_cut():
+    d = diagnose(at_chance())
+    assert d.findings[0].rule == "stalled"
+    # No recipe, so no rate to judge: only the rule's relative suggestion, no absolute rate.
+    assert not any(isinstance(a.patch.get("optimizer.learning_rate"), float) for a in d.findings[0].actions)
+
+
+def test_a_bare_log_with_a_logged_learning_rate_far_too_high_gets_it_lowered():
+    # A TensorBoard or CSV log with its learning-rate column: 5.0 is above every
+    # optimizer's usual range, so the cause is evident without the recipe.
+    d = diagnose({**at_chance(), "lr": np.full(N, 5.0)})
+    finding, action = first(d)
+    assert finding.rule == "stalled" and finding.evidence["learning_rate"]["from_log"]
+    assert 5.0 / action.patch["optimizer.learning_rate"] >= 100
+
+
+def test_a_bare_log_at_a_low_logged_rate_is_not_called_too_slow():
+    # 1e-5 is below Adam's usual range, but usual when fine-tuning: a log does not say which.
+    d = diagnose({**crawling(), "lr": np.full(N, 1e-5)})
+    assert "learning_rate" not in d.findings[0].evidence
+    assert ctx_of({**crawling(), "lr": np.full(N, 1e-5)}).learning_rate_verdict() is None
+    assert ctx_of({**crawling(), "lr": np.full(N, 3e-3)}).learning_rate_verdict() is None
+
+
+def ctx_of(history):
+    return RunContext.from_features(RunFeatures.from_run(from_mapping(history)))
+
+
+def test_sgd_rate_far_too_high_is_lowered_into_sgd_range():
+    d = diagnose(at_chance(), recipe=recipe(**{"optimizer.name": "sgd", "optimizer.learning_rate": 50.0}),
+                 data=digits_data())
+    _, action = first(d)
+    assert 1e-3 <= action.change["optimizer.learning_rate"][1] <= 1.0
+
+
+def test_learning_rate_far_too_low_is_raised_first():
+    d = diagnose(crawling(), recipe=recipe(**{"optimizer.learning_rate": 1e-5}), data=digits_data())
+    _, action = first(d)
+    old, new = action.change["optimizer.learning_rate"]
+    assert new >= 30 * old
+    assert len(d.findings) == 1  # still_improving/underfitting/slow_convergence folded into one
+
+
+def test_a_usual_learning_rate_is_left_alone():
+    d = diagnose(crawling(), recipe=recipe(), data=digits_data())
+    assert all("optimizer.learning_rate" not in a.patch for a in d.findings[0].actions[:1])
+
+
+def test_crushing_weight_decay_is_named():
+    d = diagnose(at_chance(), recipe=recipe(**{"optimizer.weight_decay": 30.0}), data=digits_data())
+    _, action = first(d)
+    assert action.change["optimizer.weight_decay"] == [30.0, 1e-4]
+    mild = diagnose(at_chance(), recipe=recipe(**{"optimizer.weight_decay": 1e-3}), data=digits_data())
+    assert "optimizer.weight_decay" not in first(mild)[1].patch
+
+
+def test_three_epochs_are_too_few_even_below_min_epochs():
+    short = {k: v[:3] for k, v in crawling().items()}
+    short["loss"] = np.array([2.3, 1.6, 1.1])
+    d = diagnose(short, recipe=recipe(**{"train.epochs": 3}), data=digits_data())
+    finding, action = first(d)
+    assert finding.rule == "still_improving" and action.change["train.epochs"][1] >= 12
+    # A bare 3-epoch log stays unjudged for still_improving, as the rubric says.
+    assert "still_improving" not in diagnose(short).labels
+
+
+def test_eager_early_stopping_is_the_cause_of_a_short_run():
+    c = {k: v[:6] for k, v in crawling().items()}
+    c["loss"] = np.array([2.3, 1.8, 1.4, 1.1, 0.9, 0.75])
+    d = diagnose(c, recipe=recipe(**{"train.early_stopping": 1}), data=digits_data())
+    _, action = first(d)
+    assert action.patch == {"train.early_stopping": 10}
+    patient = diagnose(c, recipe=recipe(**{"train.early_stopping": 10}), data=digits_data())
+    assert not patient.findings or first(patient)[1].patch != {"train.early_stopping": 10}
+
+
+def test_a_batch_as_large_as_the_training_set_gives_too_few_updates():
+    d = diagnose(crawling(), recipe=recipe(**{"train.batch_size": 1024}), data=digits_data())
+    _, action = first(d)
+    assert action.change["train.batch_size"] == [1024, 32]
+    assert "2 optimizer update(s) per epoch" in action.why
+
+
+def test_a_model_one_filter_wide_gets_a_wider_one():
+    d = diagnose(crawling(), recipe=recipe(**{"model.width": 1}), data=digits_data())
+    assert first(d)[1].change["model.width"] == [1, 16]
+
+
+def test_heavy_dropout_is_lowered_when_validation_beats_training():
+    loss = np.linspace(1.5, 0.9, N) ** 1
+    c = {"loss": loss, "val_loss": loss * 0.5, "accuracy": 1 - loss / 2, "val_accuracy": 1 - loss / 4}
+    d = diagnose(c, recipe=recipe(**{"model.dropout": 0.95}), data=digits_data())
+    assert first(d)[1].change["model.dropout"] == [0.95, 0.2]
+
+
+def test_skewed_classes_come_before_curve_symptoms():
+    data = {"num_classes": 2, "splits": {"train": {"size": 1000, "counts": {"a": 950, "b": 50}}}}
+    d = diagnose(crawling(), recipe=recipe(), data=data)
+    assert d.findings[0].rule == "class_imbalance"
+
+
+@pytest.mark.parametrize("classes", [2, 10, 100])
+def test_chance_level_of_a_bare_log_is_inferred_only_when_evident(classes):
+    stuck = {"loss": np.full(N, math.log(classes)), "accuracy": np.full(N, 1 / classes)}
+    assert RunContext.from_features(RunFeatures.from_run(from_mapping(stuck))).classes == classes
+    learning = {"loss": np.linspace(math.log(classes), 0.3, N), "accuracy": np.linspace(1 / classes, 0.9, N)}
+    assert RunContext.from_features(RunFeatures.from_run(from_mapping(learning))).classes is None
+
+
+def test_learning_rate_verdict_uses_each_optimizers_range():
+    ctx = RunContext(optimizer="adamw", learning_rate=5.0)
+    assert ctx.learning_rate_verdict() == ("high", pytest.approx(500))
+    assert RunContext(optimizer="sgd", learning_rate=0.1).learning_rate_verdict() is None
+    assert RunContext(optimizer="adam", learning_rate=1e-6).learning_rate_verdict() == ("low", pytest.approx(100))
+    assert RunContext(optimizer="adam", learning_rate=3e-4).learning_rate_verdict() is None
