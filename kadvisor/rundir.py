@@ -10,6 +10,9 @@
       curves.png    loss and metric, train and validation, on one figure, stages marked
       diagnosis.json  written by `kadvisor diagnose`
       checkpoint/   weights + optimizer state of the last epoch, for `fit --resume`
+      tensorboard/  TensorBoard logs, one run per stage (train.tensorboard); the
+                    findings of `kadvisor diagnose` as text under tensorboard/diagnosis/
+      fingerprint.json  what the run was created with, checked by `fit --resume`
 
 Every file except history.csv is replaced atomically (written to a temporary file in
 the same directory, then renamed), so a killed process leaves the previous complete
@@ -25,6 +28,7 @@ import io
 import json
 import os
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,13 @@ BACKBONE_WEIGHTS = "backbone.weights.h5"
 CURVES = "curves.png"
 DIAGNOSIS = "diagnosis.json"
 CHECKPOINT = "checkpoint"
+FINGERPRINT = "fingerprint.json"
 KFOLD = "kfold.json"  # in the parent directory of a K-fold cross-validation
+TENSORBOARD = "tensorboard"  # TensorBoard logs: tensorboard/<stage>/{train,validation}/
+# What kadvisor writes and reads in a run directory (or a K-fold parent); no command
+# writes a user-named output over one of these (kadvisor/outputs.py).
+CONTRACT = (RECIPE, HISTORY, DATA, ENV, METRICS, MODEL, BACKBONE_WEIGHTS, CURVES, DIAGNOSIS,
+            CHECKPOINT, FINGERPRINT, KFOLD)
 
 
 def _umask() -> int:
@@ -47,7 +57,7 @@ def _umask() -> int:
     return mask
 
 
-_FILE_MODE = 0o666 & ~_umask()
+FILE_MODE = 0o666 & ~_umask()
 
 
 def create(root: str | os.PathLike, name: str) -> Path:
@@ -70,7 +80,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; run files are for sharing
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600 files; run files are for sharing
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -114,7 +124,7 @@ def save_model_atomic(model, path: str | os.PathLike) -> None:
     """Saves a Keras model to ``path`` (``.keras``) via a temporary file and a rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.fchmod(fd, _FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     try:
         if path.name.endswith(".weights.h5"):
@@ -194,3 +204,92 @@ def _csv_text(columns: list[str], rows: list[dict], header: bool) -> str:
         writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+# Recipe fields that decide what the data, the model and the checkpoint's variables are:
+# resuming with any of them changed would train something else into this directory.
+# (train.*, schedule.*, advisor.* ... are not checked.)
+_FINGERPRINTED = ("seed", "data.", "model.", "validation.", "optimizer.name", "loss.name", "stages")
+
+
+def _fingerprinted(recipe: dict) -> dict:
+    flat: dict = {}
+
+    def walk(prefix: str, table: dict) -> None:
+        for key, value in table.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, dict) and path != "stages":
+                walk(path + ".", value)
+            elif path == "stages" or path.startswith(_FINGERPRINTED) and not path.startswith("data.augment."):
+                flat[path] = value
+
+    walk("", recipe)
+    return json.loads(json.dumps(flat, sort_keys=True))  # plain JSON values, as read back
+
+
+def write_fingerprint(path: str | os.PathLike, recipe: dict, data: dict) -> str:
+    """Writes what a new run was created with; returns its id (state.json repeats it).
+
+    Args:
+        path: The run directory.
+        recipe: The resolved recipe as nested tables (``Recipe.to_dict()``).
+        data: The contents of data.json.
+    """
+    run_id = uuid.uuid4().hex
+    write_json_atomic(Path(path) / FINGERPRINT, {"run_id": run_id, "recipe": _fingerprinted(recipe),
+                                                 "data": json.loads(json.dumps(data))})
+    return run_id
+
+
+def fingerprint_mismatch(path: str | os.PathLike, recipe: dict, data: dict | None = None,
+                         run_id: str | None = None) -> str | None:
+    """Says what no longer matches the run's fingerprint, or None when everything does.
+
+    Args:
+        path: The run directory.
+        recipe: Its recipe.toml now, as nested tables.
+        data: data.json as rebuilt now from that recipe's source (None: not checked;
+            the data.json file is checked either way).
+        run_id: The id in the checkpoint's state.json ('' when it has none; None when
+            nothing was committed yet).
+    """
+    try:
+        saved = read_json(Path(path) / FINGERPRINT)
+    except (OSError, ValueError):
+        return f"{FINGERPRINT} is missing or unreadable, so nothing shows this directory's files belong together"
+    found = _difference(_fingerprinted(recipe), saved.get("recipe", {}))
+    if found:
+        key, now, then = found
+        return f"{RECIPE} has {key} = {_short(now)} but the run was created with {_short(then)}"
+    old = saved.get("data", {})
+    try:
+        on_disk = read_json(Path(path) / DATA)
+    except (OSError, ValueError):
+        return f"{DATA} is missing or unreadable"
+    for label, facts in ((DATA, on_disk), ("the data its recipe reads now", data)):
+        if facts is None:
+            continue
+        found = _difference(json.loads(json.dumps(facts)), old)
+        if found:
+            key, now_value, then = found
+            return f"{label} has {key} = {_short(now_value)} but {DATA} at creation had {_short(then)}"
+    if run_id is not None and run_id != saved.get("run_id"):
+        return (f"{CHECKPOINT}/state.json belongs to another run (run id {run_id or 'none'}, "
+                f"this run is {saved.get('run_id')})")
+    return None
+
+
+def _difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted key where two JSON values differ, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if a == b else (prefix.rstrip(".") or "(the whole file)", a, b)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."

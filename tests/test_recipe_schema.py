@@ -204,7 +204,7 @@ def test_cross_field_checks():
 
 def test_resolved_recipe_round_trips_through_toml_with_help_comments():
     recipe = recipe_from_text(
-        "name = 'x'\n[optimizer]\nlearning_rate = 0.01\n[search.space]\n"
+        "name = 'x'\n[optimizer]\nlearning_rate = 0.01\n[search]\nmax_epochs = 3\n[search.space]\n"
         "'optimizer.learning_rate' = { log_uniform = [1e-4, 1e-1] }\n"
         "[[stages]]\ntrainable = 'head'\ntrain.epochs = 3\n"
     )

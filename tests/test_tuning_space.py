@@ -10,7 +10,7 @@ from kadvisor.recipe import recipe_from_text
 from kadvisor.recipe.schema import Recipe
 from kadvisor.recipe.search_space import parse_space
 from kadvisor.tuning import tunedir
-from kadvisor.tuning.distributed import Role, choose_role
+from kadvisor.tuning.distributed import DEFAULT_WAIT, Role, choose_role
 from kadvisor.tuning.hyperparameters import searched_values, trial_patch
 from kadvisor.tuning.outputs import best_recipe_text
 from kadvisor.tuning.refine import narrowed, refine_text, top_rows
@@ -234,7 +234,8 @@ def test_roles_from_options_and_kerastuner_variables(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     assert choose_role() == Role()
     assert choose_role(chief=True) == Role("chief", "chief", "127.0.0.1", 8000)
-    assert choose_role(worker="w1", port=9001) == Role("worker", "w1", "127.0.0.1", 9001)
+    assert choose_role(worker="w1", port=9001) == Role("worker", "w1", "127.0.0.1", 9001, DEFAULT_WAIT)
+    assert choose_role(worker="w1", port=9001, wait=5).wait == 5
     with pytest.raises(InputError, match="--worker: got 'chief2'"):
         choose_role(worker="chief2")
     with pytest.raises(InputError, match="got both"):
@@ -244,7 +245,7 @@ def test_roles_from_options_and_kerastuner_variables(monkeypatch):
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner3")
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "10.0.0.2")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8123")
-    assert choose_role() == Role("worker", "tuner3", "10.0.0.2", 8123)
+    assert choose_role() == Role("worker", "tuner3", "10.0.0.2", 8123, DEFAULT_WAIT)
     import os
 
     with Role("chief", "chief", "127.0.0.1", 9).environment():

@@ -12,6 +12,8 @@ imports TensorFlow, TFDS or scikit-learn at import time.
 
 from __future__ import annotations
 
+import errno
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,10 +112,11 @@ def _as_images(images: np.ndarray, where: str) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 2, 3, 4) or len(images) == 0:
+    # A zero-sized image would pass here and fail only in training's first step.
+    if images.ndim != 4 or images.shape[-1] not in (1, 2, 3, 4) or 0 in images.shape[:3]:
         raise DataError(
             f"{where}: images have shape {images.shape}; expected (N, H, W) or "
-            f"(N, H, W, C) with C in 1..4 and N > 0"
+            f"(N, H, W, C) with C in 1..4 and N, H, W > 0"
         )
     if np.issubdtype(images.dtype, np.floating):
         if images.size and float(np.nanmax(images)) <= 1.0:
@@ -223,11 +226,11 @@ def load_folder(location: str, data, seed: int) -> SourceData:
     root = Path(location).expanduser()
     expected = "expected a folder with one sub-folder of images per class"
     if not root.is_dir():
-        raise DataError(f"data.source folder '{root}' does not exist; {expected}")
+        raise DataError(f"data.source folder '{root}' {not_a_folder(root)}; {expected}")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise DataError(f"data.source folder '{root}' has no sub-folders; {expected}")
-    files = {d.name: _image_files(d) for d in class_dirs}
+    files = {d.name: image_files(d) for d in class_dirs}
     if not any(files.values()):
         raise DataError(
             f"data.source folder '{root}' has no {'/'.join(IMAGE_EXTENSIONS)} files "
@@ -235,7 +238,7 @@ def load_folder(location: str, data, seed: int) -> SourceData:
         )
     names, paths, labels, skipped, empty = [], [], [], [], []
     for name, class_files in files.items():
-        readable = [_opens(f) for f in class_files]
+        readable = [opens(f) for f in class_files]
         skipped += [str(f) for f, ok in zip(class_files, readable) if not ok]
         good = [str(f) for f, ok in zip(class_files, readable) if ok]
         if good:
@@ -247,7 +250,7 @@ def load_folder(location: str, data, seed: int) -> SourceData:
     if not paths:
         raise DataError(
             f"data.source folder '{root}': none of its {len(skipped)} image files can be "
-            f"read, e.g. '{skipped[0]}'"
+            f"read, e.g. '{skipped[0]}'; expected image files that PIL can open"
         )
     if empty:
         # A class without images can be neither split nor learned; dropping it quietly
@@ -267,7 +270,20 @@ def load_folder(location: str, data, seed: int) -> SourceData:
     return SourceData(names, {"train": _file_pool(np.array(paths), np.array(labels))}, skipped)
 
 
-def _image_files(folder: Path) -> list[Path]:
+def not_a_folder(path: Path) -> str:
+    """Why ``path`` is not a folder, completing "'PATH' ..." ("is a file", "does not exist")."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a loop of symbolic links"
+        if os.path.islink(path):
+            return f"is a symbolic link to '{os.readlink(path)}', which does not exist"
+        return "does not exist" if e.errno == errno.ENOENT else f"cannot be read ({e.strerror})"
+    return "is a file, not a folder"
+
+
+def image_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
@@ -275,7 +291,7 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def _opens(path: Path) -> bool:
+def opens(path: Path) -> bool:
     """Whether PIL recognises and verifies ``path`` (headers and checksums, no pixels)."""
     from PIL import Image
 

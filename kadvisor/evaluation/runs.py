@@ -54,6 +54,10 @@ def open_run(path: str | os.PathLike) -> RunFiles:
     missing = [name for name in (rundir.RECIPE, rundir.DATA, rundir.MODEL)
                if not (path / name).is_file()]
     if missing:
+        status = _status(path)
+        if status.get("status") == "failed" and rundir.MODEL in missing:
+            raise InputError(f"{path}: the run failed before its first epoch, so it has no model to "
+                             f"evaluate: {status.get('error', 'no error recorded')}")
         hint = (" (a K-fold parent: pass one of its fold-N directories)"
                 if (path / rundir.KFOLD).is_file() else "")
         raise InputError(
@@ -67,6 +71,14 @@ def open_run(path: str | os.PathLike) -> RunFiles:
     if not isinstance(data, dict) or not isinstance(data.get("class_names"), list):
         raise InputError(f"{path / rundir.DATA}: no 'class_names' list; expected kadvisor's data.json")
     return RunFiles(path, load_recipe(path / rundir.RECIPE), data)
+
+
+def _status(path: Path) -> dict:
+    try:
+        status = rundir.read_json(path / rundir.METRICS)
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 def load_model(run: RunFiles):
@@ -86,7 +98,13 @@ def load_model(run: RunFiles):
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as e:  # Keras raises many types for a bad or foreign file
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = str(e).strip()
+        if "safe_mode" in text or "arbitrary code" in text:
+            # Keras's message is long and, for nested models, generic; say what happened.
+            raise ModelError(f"{path}: refused by Keras safe mode: the file holds Python code (a Lambda "
+                             f"layer's function or a pickled object), which kadvisor never runs from a "
+                             f"file; expected a model saved by kadvisor fit") from None
+        first_line = text.splitlines()[0] if text else type(e).__name__
         raise ModelError(f"{path}: cannot load the model: {first_line}") from None
 
 

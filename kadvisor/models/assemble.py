@@ -7,7 +7,7 @@ stages can freeze them by name.
 from __future__ import annotations
 
 from kadvisor.errors import ModelError
-from kadvisor.registry import HEADS
+from kadvisor.registry import HEADS, did_you_mean
 
 
 def is_pretrained(recipe) -> bool:
@@ -41,6 +41,7 @@ def build_model(recipe, num_classes: int, input_shape: tuple[int, int, int]):
     inputs = keras.Input(tuple(input_shape), name="image")
     x = ImagePreprocessing(spec.preprocess, name="preprocess")(inputs)
     x = backbone(x)
+    _check_stage_layers(recipe, backbone)
     try:
         head = HEADS.get(m.head)(recipe)
     except KeyError as e:
@@ -59,6 +60,22 @@ def build_model(recipe, num_classes: int, input_shape: tuple[int, int, int]):
     # (`kadvisor.training.stages.set_trainable`) keep those layers frozen.
     model.batchnorm_frozen = is_pretrained(recipe)
     return model
+
+
+def _check_stage_layers(recipe, backbone) -> None:
+    """Refuses a stage ``trainable = "from:LAYER"`` that names no layer of the backbone.
+
+    Checked as the model is built, before a run directory exists: found only when its
+    stage starts, the typo would fail the run after every earlier stage had trained.
+    """
+    names = [layer.name for layer in backbone.layers]
+    for i, stage in enumerate(recipe.stages):
+        layer = stage.trainable.removeprefix("from:")
+        if stage.trainable.startswith("from:") and layer not in names:
+            raise ModelError(
+                f"stages[{i}].trainable: backbone '{recipe.model.backbone}' has no layer '{layer}'"
+                f"{did_you_mean(layer, names)}; expected 'from:' and one of its layer names"
+            )
 
 
 def spec_of(name: str):

@@ -44,11 +44,30 @@ def ge(bound: float) -> Check:
     return Check(f">= {bound:g}", lambda v: v >= bound)
 
 
-def between(low: float, high: float, *, high_open: bool = False) -> Check:
-    """In ``[low, high]`` (or ``[low, high)`` with ``high_open``)."""
-    if high_open:
-        return Check(f"in [{low:g}, {high:g})", lambda v: low <= v < high)
-    return Check(f"in [{low:g}, {high:g}]", lambda v: low <= v <= high)
+def between(low: float, high: float, *, high_open: bool = False, low_open: bool = False) -> Check:
+    """In ``[low, high]`` (``(`` / ``)`` for an open end with ``low_open`` / ``high_open``)."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    return Check(f"in {left}{low:g}, {high:g}{right}",
+                 lambda v: (low < v if low_open else low <= v) and (v < high if high_open else v <= high))
+
+
+def seed_range() -> Check:
+    """A seed NumPy and TensorFlow both accept: ``np.random.seed`` takes at most 2**32 - 1."""
+    return Check("in [0, 4294967295] (2**32 - 1)", lambda v: 0 <= v < 2**32)
+
+
+def off_or_at_least(bound: int) -> Check:
+    """0 (the feature is off) or at least ``bound`` (K-fold needs 2 folds)."""
+    return Check(f"0 (off) or >= {bound}", lambda v: v == 0 or v >= bound)
+
+
+def file_name() -> Check:
+    """Usable as one path component: the run directory is ``--out/<name>-<time>``."""
+    return Check(
+        "a non-empty string without '/', '\\' or a leading '.'",
+        lambda v: bool(v) and not any(c in v for c in "/\\\0") and not v.startswith("."),
+        names_type=True,
+    )
 
 
 def one_of(*choices: str) -> Check:

@@ -20,6 +20,7 @@ _STAGE_KEYS = ("name", "trainable")
 _NOT_PER_STAGE = ("name", "seed", "data.source", "data.", "model.backbone", "model.head",
                   "validation.", "search.", "advisor.")
 _PER_STAGE_DATA = ("data.augment.", "data.balance")
+_SEARCH_SPACE_HEADER = re.compile(r"^[ \t]*\[[ \t]*search[ \t]*\.[ \t]*space[ \t]*\]", re.MULTILINE)
 
 
 def _stage_may_override(path: str) -> bool:
@@ -127,10 +128,12 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recip
     """
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: editors that write a BOM
             text = f.read()
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: cannot read recipe: it is a directory; expected a TOML file") from None
     except OSError as e:
-        raise RecipeError(f"{path}: cannot read recipe: {e.strerror or e}") from None
+        raise RecipeError(f"{path}: cannot read recipe: {e.strerror or e}; expected a readable TOML file") from None
     except UnicodeDecodeError as e:
         raise RecipeError(f"{path}: cannot read recipe: not UTF-8 text (byte {e.start}); "
                           f"expected a TOML file") from None
@@ -140,6 +143,7 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recip
 
 def recipe_from_text(text: str, filename: str = "recipe.toml") -> Recipe:
     """Parses and validates recipe TOML text; errors name ``filename:line``."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark is not TOML ("Invalid statement")
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -153,6 +157,15 @@ def recipe_from_text(text: str, filename: str = "recipe.toml") -> Recipe:
     def where(p: str) -> str:
         line = find_line(text, p, index)
         return f"{filename}:{line}" if line else filename
+
+    header = _SEARCH_SPACE_HEADER.search(text)
+    if header and table.get("search", {}).get("space") == {}:
+        # A [search.space] table written but left empty means a search of nothing, which
+        # `tune` refuses; so does every command. (`space = {}`, as `recipe show` writes
+        # the default, means "no search" and is fine.)
+        raise RecipeError(f"{filename}:{text.count(chr(10), 0, header.start()) + 1}: [search.space] must name "
+                          f"at least one field to search, e.g. \"optimizer.learning_rate\" = "
+                          f"{{ log_uniform = [1e-4, 1e-2] }}; got an empty table")
 
     recipe = recipe_from_dict(table, where)
     recipe.source_path = filename

@@ -17,10 +17,13 @@ from kadvisor.recipe.fields import (
     gt,
     length,
     all_of,
+    file_name,
+    off_or_at_least,
     one_of,
     option,
     registered,
     section,
+    seed_range,
 )
 from kadvisor.registry import BACKBONES, HEADS
 
@@ -81,7 +84,7 @@ class Data:
     channels: int = option(3, "colour channels fed to the model", between(1, 3))
     classes: list[str] = option([], "train on this subset of class names ([] = all)")
     subsample: float = option(
-        1.0, "fraction of the training split used (stratified)", between(0, 1)
+        1.0, "fraction of the training split used (stratified)", between(0, 1, low_open=True)
     )
     cache: bool = option(True, "cache decoded images in memory")
     shuffle: bool = option(True, "shuffle the training set, reshuffled every epoch")
@@ -192,6 +195,9 @@ class Train:
         "auto", "XLA compilation of the train step ('auto' = Keras decides)",
         one_of("auto", "on", "off"),
     )
+    tensorboard: bool = option(
+        True, "write TensorBoard logs (epoch scalars, one run per stage) to RUN/tensorboard/"
+    )
 
 
 @dataclass
@@ -217,13 +223,22 @@ class Distribute:
         "Goyal et al. 2017), x sqrt(replicas) ('sqrt'), or not ('none')",
         one_of("linear", "sqrt", "none"),
     )
+    workers: list[str] = option(
+        [], "host:port of every worker of strategy 'multi_worker', worker 0 (the chief, which "
+        "writes the run directory) first; each runs kadvisor fit with its --worker-index "
+        "([] = the cluster in TF_CONFIG)"
+    )
+    timeout: float = option(
+        120.0, "seconds a 'multi_worker' worker waits for its peers (at start-up, and in "
+        "each collective step) before stopping with an error", gt(0)
+    )
 
 
 @dataclass
 class Validation:
     """How the model is validated."""
 
-    kfold: int = option(0, "stratified K-fold cross-validation folds (0 = off)", ge(0))
+    kfold: int = option(0, "stratified K-fold cross-validation folds (0 = off)", off_or_at_least(2))
 
 
 @dataclass
@@ -238,8 +253,8 @@ class Search:
     hyperband_iterations: int = option(1, "hyperband brackets sweeps", gt(0))
     max_trials: int = option(10, "trials (random, bayesian)", gt(0))
     executions_per_trial: int = option(1, "models trained per trial (averaged)", gt(0))
-    seed: int = option(0, "seed of the search algorithm (0 = the recipe's seed)", ge(0))
-    subsample: float = option(1.0, "fraction of the training split used while searching", between(0, 1))
+    seed: int = option(0, "seed of the search algorithm (0 = the recipe's seed)", seed_range())
+    subsample: float = option(1.0, "fraction of the training split used while searching", between(0, 1, low_open=True))
     classes: list[str] = option([], "class subset used while searching ([] = all)")
     space: dict = option({}, "dotted path -> distribution, e.g. { log_uniform = [1e-4, 1e-1] }")
 
@@ -263,8 +278,8 @@ class Stage:
 class Recipe:
     """A whole recipe; see ``kadvisor recipe show`` for every field with its help."""
 
-    name: str = option("run", "run name: prefix of the run directory")
-    seed: int = option(42, "random seed for splits, initialisation and shuffling", ge(0))
+    name: str = option("run", "run name: prefix of the run directory", file_name())
+    seed: int = option(42, "random seed for splits, initialisation and shuffling", seed_range())
     data: Data = section(Data, "data source, splits and input pipeline")
     model: Model = section(Model, "backbone, head, classifier")
     optimizer: Optimizer = section(Optimizer, "optimizer")

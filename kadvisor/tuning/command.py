@@ -9,7 +9,7 @@ from kadvisor.tuning.distributed import choose_role
 
 def tune_command(recipe: str | None, *, out: str | None, refine: str | None, chief: bool,
                  worker: str | None, host: str | None, port: int | None, overrides=(),
-                 confirm_top: int = 0, echo: Callable[[str], None] = print) -> None:
+                 confirm_top: int = 0, echo: Callable[[str], None] = print, wait: float | None = None) -> None:
     """Runs ``kadvisor tune`` and prints its summary.
 
     With ``confirm_top`` > 0 the best distinct trials are then trained on all the data
@@ -20,7 +20,7 @@ def tune_command(recipe: str | None, *, out: str | None, refine: str | None, chi
     """
     from kadvisor.tuning.search import tune
 
-    role = choose_role(chief, worker, host, port)
+    role = choose_role(chief, worker, host, port, wait)
     result = tune(recipe, out=out, overrides=overrides, refine=refine, role=role, say=echo)
     done = sum(r.completed for r in result.rows)
     if role.kind == "worker":

@@ -25,6 +25,7 @@ from kadvisor.errors import InputError
 _ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_WAIT = 120  # seconds a worker waits for its chief before giving up
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,14 @@ class Role:
         tuner_id: KerasTuner's id of this process.
         host: Address the chief listens on / workers connect to.
         port: Its port.
+        wait: Seconds a worker waits for the chief to answer before giving up.
     """
 
     kind: str = "single"
     tuner_id: str = "tuner0"
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    wait: float = 0.0
 
     @contextlib.contextmanager
     def environment(self) -> Iterator[None]:
@@ -64,7 +67,7 @@ class Role:
 
 
 def choose_role(chief: bool = False, worker: str | None = None, host: str | None = None,
-                port: int | None = None) -> Role:
+                port: int | None = None, wait: float | None = None) -> Role:
     """The role from ``--chief``/``--worker``, else from KerasTuner's variables.
 
     Raises:
@@ -88,7 +91,7 @@ def choose_role(chief: bool = False, worker: str | None = None, host: str | None
     if chief:
         return Role("chief", "chief", host, port)
     if worker is not None:
-        return Role("worker", worker, host, port)
+        return Role("worker", worker, host, port, DEFAULT_WAIT if wait is None else wait)
     return Role()
 
 
@@ -143,3 +146,26 @@ def serve_oracle(oracle, host: str, port: int, on_poll: Callable[[], None] = lam
         # The grace period lets the last worker receive its "stopped" answer.
         server.stop(grace=2).wait()
     on_poll()
+
+
+def wait_for_chief(host: str, port: int, seconds: float, say: Callable[[str], None] = lambda m: None) -> None:
+    """Blocks until the chief's gRPC port answers, for at most ``seconds``.
+
+    KerasTuner's worker waits for the chief without a limit and without a word (its
+    client calls use ``wait_for_ready``); this says what it waits for, and stops.
+
+    Raises:
+        InputError: when no chief answered in time.
+    """
+    import grpc
+
+    say(f"worker: waiting up to {seconds:g} s for the chief at {host}:{port} "
+        f"(started with kadvisor tune RECIPE --chief --host {host} --port {port})")
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=seconds)
+    except grpc.FutureTimeoutError:
+        raise InputError(f"--worker: no chief answered at {host}:{port} within {seconds:g} s; expected "
+                         f"kadvisor tune RECIPE --chief running there (or a longer --wait)") from None
+    finally:
+        channel.close()

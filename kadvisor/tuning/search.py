@@ -22,7 +22,7 @@ from kadvisor.recipe.patch import apply_patch_to_toml
 from kadvisor.recipe.schema import Recipe
 from kadvisor.recipe.search_space import parse_space
 from kadvisor.tuning import tunedir
-from kadvisor.tuning.distributed import Role, serve_oracle
+from kadvisor.tuning.distributed import Role, serve_oracle, wait_for_chief
 from kadvisor.tuning.outputs import Outputs, best_row, write_outputs
 from kadvisor.tuning.refine import refine_text
 from kadvisor.tuning.results import TrialRow, last_error_line, trial_line, trial_row, write_leaderboard
@@ -72,7 +72,7 @@ def search_text(recipe_file: str | None, overrides=(), refine: str | None = None
             raise RecipeError("kadvisor tune: got no recipe; expected RECIPE or --refine TUNE_DIR")
         recipe_file = str(Path(refine) / tunedir.SEARCH_RECIPE)
     try:
-        text = Path(recipe_file).read_text(encoding="utf-8")
+        text = Path(recipe_file).read_text(encoding="utf-8-sig")
     except OSError as e:
         raise RecipeError(f"{recipe_file}: cannot read recipe: {e.strerror or e}") from None
     recipe = recipe_from_text(text, recipe_file)
@@ -130,6 +130,8 @@ def tune(recipe_file: str | None = None, *, out: str | os.PathLike | None = None
         raise located(recipe, "search", "[search.space] must name at least one field to search, e.g. "
                       "\"optimizer.learning_rate\" = { log_uniform = [1e-4, 1e-2] }; got none")
     searched, notes = search_recipe(recipe, space)
+    if role.kind == "worker":  # before any work: KerasTuner's worker would wait silently forever
+        wait_for_chief(role.host, role.port, role.wait, say)
     for line in [*tunedir.open_search(directory, recipe, text, write=role.kind != "worker"), *notes]:
         say(line)
     data = prepare_data(searched, batched=False)

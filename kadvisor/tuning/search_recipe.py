@@ -17,7 +17,6 @@ from kadvisor.errors import RecipeError
 from kadvisor.recipe import apply_overrides
 from kadvisor.recipe.locate import find_line
 from kadvisor.recipe.schema import Recipe
-from kadvisor.training.loop import total_epochs
 
 
 def located(recipe: Recipe, path: str, message: str) -> RecipeError:
@@ -39,37 +38,16 @@ def search_recipe(recipe: Recipe, space) -> tuple[Recipe, list[str]]:
     """
     search = recipe.search
     patch: dict = {}
+    # The recipe checks (recipe/checks.py: search_settings) already refused what a search
+    # cannot honour, for `recipe check` and `fit` as well as here.
     if search.subsample < 1:
-        if search.subsample <= 0:
-            raise located(recipe, "search.subsample", f"search.subsample must be > 0, got {search.subsample:g}")
         patch["data.subsample"] = recipe.data.subsample * search.subsample
     if search.classes:
-        outside = [c for c in search.classes if recipe.data.classes and c not in recipe.data.classes]
-        if outside:
-            raise located(recipe, "search.classes", f"search.classes must be a subset of data.classes "
-                          f"{recipe.data.classes}, got {outside} outside it")
         patch["data.classes"] = list(search.classes)
-    if search.algorithm == "hyperband":
-        patch.update(_hyperband_epochs(recipe, space))
+    if search.algorithm == "hyperband" and not recipe.stages:
+        patch["train.epochs"] = search.max_epochs
     searched = apply_overrides(recipe, patch.items(), label="[search]") if patch else recipe
     return searched, _stage_notes(recipe, space)
-
-
-def _hyperband_epochs(recipe: Recipe, space) -> dict:
-    budget = recipe.search.max_epochs
-    if any(d.path == "train.epochs" for d in space):
-        raise located(recipe, "search.space.train.epochs",
-                      "search.space.train.epochs: Hyperband sets each trial's epochs itself "
-                      "(up to search.max_epochs); expected no train.epochs in the space, or "
-                      "search.algorithm = 'random' or 'bayesian'")
-    if not recipe.stages:
-        return {"train.epochs": budget}
-    available = total_epochs(recipe)
-    if budget > available:
-        raise located(recipe, "search.max_epochs",
-                      f"search.max_epochs must be at most the {available} epochs of the recipe's "
-                      f"stages (Hyperband trains along them), got {budget}")
-    return {}
 
 
 def _stage_notes(recipe: Recipe, space) -> list[str]:
