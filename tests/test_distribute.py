@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import kadvisor
 from kadvisor.data import prepare_data
-from kadvisor.errors import KadvisorError, RecipeError
+from kadvisor.errors import KadvisorError
 from kadvisor.models import build_model
 from kadvisor.recipe import recipe_from_dict
 from kadvisor.training.devices import build_strategy, precision, scale_for_replicas
@@ -103,17 +103,6 @@ def test_learning_rate_scaling_rules_apply_to_stages_too(rule, factor):
     assert scaled.for_stage(1).optimizer.learning_rate == pytest.approx(0.01 * factor)
     assert recipe.optimizer.learning_rate == 0.05  # the original is untouched
     assert scale_for_replicas(recipe, 1) is recipe
-
-
-def test_multi_worker_is_refused_with_the_keras_issue():
-    with pytest.raises(RecipeError, match=r"keras-team/keras#20585"):
-        build_strategy(_recipe(distribute={"strategy": "multi_worker"}))
-
-
-def test_accumulation_under_mirrored_is_refused_with_the_keras_issue():
-    recipe = _recipe(distribute={"strategy": "mirrored", "devices": CPUS}, train={"accumulate": 2})
-    with pytest.raises(RecipeError, match=r"keras-team/keras#20582"):
-        build_strategy(recipe)
 
 
 def test_unknown_device_and_missing_tpu_are_clear_errors():

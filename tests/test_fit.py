@@ -51,6 +51,15 @@ def test_history_has_one_row_per_epoch_with_the_extra_columns(run):
     assert float(rows[0]["lr"]) == pytest.approx(3e-3)
 
 
+def test_every_monitor_the_recipe_checks_allow_is_a_logged_column(run):
+    """recipe/checks.py's LOGGED_METRICS must be what training logs (else train.monitor
+    could name a metric nothing logs, and the "best" model would be the last)."""
+    from kadvisor.recipe.checks import LOGGED_METRICS
+
+    columns = set(rundir.read_history_rows(run.path / rundir.HISTORY)[0])
+    assert {m for name in LOGGED_METRICS for m in (name, f"val_{name}")} <= columns
+
+
 def test_data_json_counts_every_split(run):
     data = json.loads((run.path / rundir.DATA).read_text())
     sizes = {name: split["size"] for name, split in data["splits"].items()}
@@ -74,10 +83,33 @@ def test_env_and_metrics(run):
     assert metrics == run.metrics
 
 
-def test_saved_model_is_the_best_one_and_loads_with_safe_mode(run):
-    model = keras.models.load_model(run.path / rundir.MODEL, safe_mode=True)
-    x = np.random.default_rng(0).uniform(0, 16, (5, 8, 8, 1)).astype("float32")
-    np.testing.assert_allclose(model.predict(x, verbose=0), run.model.predict(x, verbose=0), rtol=1e-5)
+@pytest.fixture(scope="module")
+def blown_up(tmp_path_factory):
+    """Two good epochs, then one at learning rate 5: the last epoch is far from the best."""
+    recipe = recipe_from_dict({**TINY, "stages": [
+        {"name": "good", "train": {"epochs": 2}},
+        {"name": "blow_up", "train": {"epochs": 1}, "optimizer": {"learning_rate": 5.0}},
+    ]})
+    return kadvisor.fit(recipe, tmp_path_factory.mktemp("runs"), quiet=True)
+
+
+def test_saved_model_is_the_best_epoch_not_the_last_and_loads_with_safe_mode(blown_up):
+    """Checked independently of the checkpoint code: model.keras, evaluated again on the
+    validation split, must reproduce the lowest val_loss history.csv logged."""
+    from kadvisor.data import prepare_data
+    from kadvisor.training.loop import labels_for_loss
+
+    rows = rundir.read_history_rows(blown_up.path / rundir.HISTORY)
+    val_loss = [float(r["val_loss"]) if r["val_loss"] not in ("", "nan") else np.inf for r in rows]
+    best = int(np.argmin(val_loss))
+    assert best < len(rows) - 1 and val_loss[-1] > 1.5 * val_loss[best], val_loss  # the case is real
+    model = keras.models.load_model(blown_up.path / rundir.MODEL, safe_mode=True)
+    model.compile(loss="sparse_categorical_crossentropy")
+    data = prepare_data(blown_up.recipe)
+    validation = labels_for_loss(data.validation, blown_up.recipe, data.info.num_classes)
+    again = model.evaluate(validation, verbose=0, return_dict=True)["loss"]
+    assert again == pytest.approx(val_loss[best], rel=1e-3)
+    assert blown_up.metrics["best_epoch"] == best
 
 
 def test_curves_png_is_an_image(run):

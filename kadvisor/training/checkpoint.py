@@ -66,6 +66,7 @@ class CheckpointState:
         weights: File name (in ``checkpoint/``) of the weights + optimizer state.
         best_model: File name (in ``checkpoint/``) of the best model.
         counters: The stage's EarlyStopping / ReduceLROnPlateau counters after ``epoch``.
+        run_id: The run's id from fingerprint.json: ties the checkpoint to its run.
     """
 
     epoch: int = -1
@@ -75,6 +76,7 @@ class CheckpointState:
     weights: str | None = None
     best_model: str | None = None
     counters: dict = field(default_factory=dict)
+    run_id: str | None = None
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
@@ -94,7 +96,8 @@ def read_state(run_dir: str | os.PathLike) -> CheckpointState:
     try:
         return CheckpointState(**json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as e:
-        raise InputError(f"{path}: not a kadvisor checkpoint state ({e})") from None
+        raise InputError(f"{path}: not a kadvisor checkpoint state ({e}); expected the JSON that "
+                         f"kadvisor fit commits, so this run cannot be resumed") from None
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -277,8 +280,13 @@ def prepare_resume(run_dir: str | os.PathLike) -> CheckpointState:
 
 
 def restore_optimizer_and_weights(model, run_dir: str | os.PathLike, state: CheckpointState) -> None:
-    """Loads the committed weights and optimizer state into a compiled model."""
-    model.optimizer.build(model.trainable_variables)
+    """Loads the committed weights and optimizer state into a compiled model.
+
+    The optimizer is built first unless it is (every worker of a cluster builds it before
+    this; building it again would add variables, e.g. LossScaleOptimizer's counters).
+    """
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     model.load_weights(checkpoint_dir(run_dir) / state.weights)
 
 

@@ -1,13 +1,10 @@
 """Distribution strategy, replica scaling and numeric precision from the recipe.
 
 Everything here is TensorFlow's own engine (`tf.distribute`) configured from
-``[distribute]``; nothing is home-made. Two Keras 3 limitations are refused with a
-clear error instead of failing deep inside Keras:
-
-- multi-worker ``model.fit`` is broken in Keras 3 (keras-team/keras#20585), so
-  ``strategy = "multi_worker"`` is refused;
-- gradient accumulation fails under MirroredStrategy (keras-team/keras#20582), so
-  ``train.accumulate > 1`` with more than one replica is refused.
+``[distribute]``; nothing is home-made. ``strategy = "multi_worker"`` joins the cluster
+(`kadvisor.training.cluster`); where Keras 3's ``model.fit`` cannot train (several
+workers, or gradient accumulation with several replicas) the stage loop uses
+`kadvisor.training.custom_step` instead.
 
 Replica scaling: with N replicas and ``distribute.scale_batch`` (the default) every
 replica keeps ``train.batch_size`` examples, so the global batch is N times larger, and
@@ -22,13 +19,7 @@ import copy
 import functools
 import math
 
-from kadvisor.errors import KadvisorError, RecipeError
-
-MULTI_WORKER_REFUSAL = (
-    "distribute.strategy 'multi_worker' is not supported: Keras 3's model.fit does not work "
-    "under MultiWorkerMirroredStrategy (keras-team/keras#20585); use 'mirrored' on one "
-    "machine with several GPUs, or 'tpu'"
-)
+from kadvisor.errors import KadvisorError
 
 
 def build_strategy(recipe):
@@ -36,14 +27,16 @@ def build_strategy(recipe):
 
     Raises:
         KadvisorError: for a strategy this machine cannot provide (no TPU, no such
-            device) or that Keras 3 cannot train with.
+            device, unreachable workers).
     """
     import tensorflow as tf
 
     d = recipe.distribute
     kind = d.strategy
     if kind == "multi_worker":
-        raise RecipeError(MULTI_WORKER_REFUSAL)
+        from kadvisor.training.cluster import join
+
+        return join(d)  # joined already by `kadvisor fit`, with its --worker-index
     if kind == "auto":
         kind = _auto_kind()
     if kind == "tpu":
@@ -54,13 +47,6 @@ def build_strategy(recipe):
         strategy = tf.distribute.OneDeviceStrategy(_one_device(d.device))
     else:
         strategy = tf.distribute.get_strategy()
-    if strategy.num_replicas_in_sync > 1 and recipe.train.accumulate > 1:
-        raise RecipeError(
-            f"train.accumulate = {recipe.train.accumulate} cannot be used with "
-            f"{strategy.num_replicas_in_sync} replicas: Keras's gradient accumulation fails "
-            f"under MirroredStrategy (keras-team/keras#20582); expected train.accumulate = 1 "
-            f"(the replicas already multiply the batch) or distribute.strategy = 'one_device'"
-        )
     return strategy
 
 

@@ -9,10 +9,13 @@ finished epoch (``fit --resume``), and trains a Hyperband trial from its
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 from kadvisor.recipe.schema import Recipe, Stage
+from kadvisor.training.cluster import is_multi_worker
 from kadvisor.training.devices import jit_compile_of
 from kadvisor.training.optimizers import build_loss, build_optimizer
 from kadvisor.training.stages import set_trainable, stages_of
@@ -131,6 +134,16 @@ def train_stages(
     Returns:
         The epoch after the last one trained.
     """
+    import tensorflow as tf
+
+    from kadvisor.training import custom_step
+
+    strategy = tf.distribute.get_strategy()
+    custom = custom_step.needs_custom_step(strategy, recipe.train.accumulate)
+    multi_worker = custom and is_multi_worker(strategy)
+    if multi_worker:  # the chief decides (a resumed chief starts later than a fresh worker)
+        with custom_step.watching_peers(strategy):
+            start, = (int(v) for v in custom_step.broadcast(strategy, [start]))
     spans = stage_spans(recipe)
     stop = spans[-1].end if stop is None else stop
     epoch = start
@@ -139,7 +152,13 @@ def train_stages(
             continue
         stage_bundle = stage_data(span, data, prepare)
         train, validation = with_labels(stage_bundle, span.recipe)
-        compile_for_stage(model, span, stage_bundle.info.num_classes, steps_per_epoch(train))
+        if custom:  # it accumulates itself: the optimizer counts updates
+            compile_for_stage(model, _updates_only(span), stage_bundle.info.num_classes,
+                              -(-steps_per_epoch(train) // span.recipe.train.accumulate))
+        else:
+            compile_for_stage(model, span, stage_bundle.info.num_classes, steps_per_epoch(train))
+        if custom:  # every worker builds the same optimizer variables before any restore
+            custom_step.build_state(model, train.element_spec)
         if on_compiled is not None:
             on_compiled(model, span)
         if span.count > 1:
@@ -147,16 +166,23 @@ def train_stages(
                 f"trainable={span.stage.trainable}, epochs {span.begin + 1}-{span.end}, "
                 f"lr {span.recipe.optimizer.learning_rate:g}")
         end = min(span.end, stop)
-        model.fit(
-            train,
-            validation_data=validation,
-            initial_epoch=epoch,
-            epochs=end,
-            class_weight=stage_bundle.class_weight,
-            shuffle=False,  # the tf.data pipeline shuffles (reshuffled every epoch)
-            callbacks=callbacks(span),
-            verbose=verbose,
-        )
+        if custom:
+            custom_step.fit_custom(
+                model, train, validation=validation, initial_epoch=epoch, epochs=end,
+                class_weight=stage_bundle.class_weight, callbacks=callbacks(span),
+                accumulate=span.recipe.train.accumulate, verbose=verbose,
+            )
+        else:
+            model.fit(
+                train,
+                validation_data=validation,
+                initial_epoch=epoch,
+                epochs=end,
+                class_weight=stage_bundle.class_weight,
+                shuffle=False,  # the tf.data pipeline shuffles (reshuffled every epoch)
+                callbacks=callbacks(span),
+                verbose=verbose,
+            )
         epoch = end
         if model.stop_training:
             if span.index == span.count - 1 or end >= stop or _diverged(model):
@@ -164,7 +190,16 @@ def train_stages(
             say(f"stage '{span.stage.name}' stopped early; continuing with the next stage")
             model.stop_training = False
             epoch = max(epoch, span.end)
+    if multi_worker:
+        say(f"final weights {custom_step.weights_digest(model)} (the same on every worker)")
     return epoch
+
+
+def _updates_only(span: StageSpan) -> StageSpan:
+    """The span with ``train.accumulate = 1``: for an optimizer stepped once per update."""
+    recipe = copy.deepcopy(span.recipe)
+    recipe.train.accumulate = 1
+    return dataclasses.replace(span, recipe=recipe)
 
 
 def _diverged(model) -> bool:
