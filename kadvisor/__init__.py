@@ -5,7 +5,7 @@ The package root stays light (no TensorFlow import): `fit` imports training lazi
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "fit", "load_recipe"]
+__all__ = ["__version__", "fit", "improve", "load_recipe"]
 
 
 def fit(recipe, out_dir="runs", **kwargs):
@@ -23,6 +23,23 @@ def fit(recipe, out_dir="runs", **kwargs):
     from kadvisor.training.fit import fit as _fit
 
     return _fit(recipe, out_dir, **kwargs)
+
+
+def improve(recipe, **kwargs):
+    """Improves a recipe round by round with the advisor's first actions (``kadvisor improve``).
+
+    Args:
+        recipe: Path to a TOML recipe (its comments are kept in ``best.toml``).
+        **kwargs: Passed to `kadvisor.improving.loop.improve` (``out``, ``overrides``,
+            ``rounds``, ``budget``, ``say``, ...).
+
+    Returns:
+        The `kadvisor.improving.loop.ImproveResult`: ``rows`` (one per round), ``best``
+        (the incumbent round) and ``best_recipe`` (best.toml as a `Recipe`).
+    """
+    from kadvisor.improving.loop import improve as _improve
+
+    return _improve(recipe, **kwargs)
 
 
 def load_recipe(path, overrides=()):
