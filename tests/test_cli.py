@@ -52,6 +52,34 @@ def test_help_and_diagnose_do_not_import_tensorflow():
     assert "HEAVY []" in out
 
 
+def test_diagnose_of_a_csv_log_and_of_tensorboard_events_imports_no_tensorflow(tmp_path):
+    """The whole command, in a fresh interpreter: reading, rules, report, diagnosis files."""
+    from tensorboardX import SummaryWriter
+
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{1.2 / (e + 1)}\n" for e in range(12)))
+    events = tmp_path / "events"
+    with SummaryWriter(str(events)) as writer:
+        for e in range(12):
+            writer.add_scalar("loss/train", 1 / (e + 1), e)
+            writer.add_scalar("loss/val", 1.2 / (e + 1), e)
+    code = (
+        "import sys\n"
+        "from kadvisor.cli import main\n"
+        "for target in sys.argv[1:]:\n"
+        "    try:\n"
+        "        main(['diagnose', target])\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code, e.code\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(log), str(events)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("12 epochs") == 2, result.stdout
+    assert "HEAVY []" in result.stdout
+
+
 def test_recipe_check_accepts_a_good_recipe(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text(TINY)

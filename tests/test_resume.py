@@ -318,3 +318,51 @@ def test_ctrl_c_between_commits_commits_the_finished_epochs(tmp_path, monkeypatc
     run = kadvisor.training.fit.resume(run_dir, quiet=True)
     assert run.metrics["status"] == "finished" and run.metrics["resumed_at_epoch"] == 3
     assert [e for e, _ in _epochs_and_stages(run_dir)] == [0, 1, 2, 3, 4]
+
+
+class _Snapshot(keras.callbacks.Callback):
+    """Records the weights and optimizer step count at one point of training."""
+
+    def __init__(self, at_epoch_end: int | None = None):
+        super().__init__()
+        self.at_epoch_end, self.weights, self.iterations = at_epoch_end, None, None
+
+    def _take(self):
+        self.weights = [np.array(w) for w in self.model.get_weights()]
+        self.iterations = int(self.model.optimizer.iterations)
+
+    def on_train_begin(self, logs=None):
+        if self.at_epoch_end is None:
+            self._take()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at_epoch_end:
+            self._take()
+
+
+def test_resume_starts_from_the_committed_weights_and_optimizer_state(tmp_path, monkeypatch):
+    """Compared with what the interrupted process held at its last committed epoch, not
+    with the checkpoint files: a resume that skipped the restore would start from fresh
+    weights and step 0 and fail here."""
+    import kadvisor.training.fit as fit_module
+
+    original = fit_module._callbacks
+    committed = _Snapshot(at_epoch_end=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), committed, _CtrlC(3)])
+        recipe = recipe_from_dict({
+            "name": "cut", "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
+            "model": {"width": 4}, "train": {"epochs": 5, "batch_size": 64, "checkpoint_every": 0},
+        })
+        with pytest.raises(fit_module.Interrupted):
+            kadvisor.fit(recipe, tmp_path, quiet=True)
+    (run_dir,) = tmp_path.iterdir()
+    assert read_state(run_dir).epoch == 2 and committed.iterations > 0
+    resumed = _Snapshot()
+    with monkeypatch.context() as patch:
+        patch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), resumed])
+        kadvisor.training.fit.resume(run_dir, quiet=True)
+    assert resumed.iterations == committed.iterations
+    assert len(resumed.weights) == len(committed.weights)
+    for now, then in zip(resumed.weights, committed.weights):
+        np.testing.assert_array_equal(now, then)

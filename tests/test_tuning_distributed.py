@@ -49,3 +49,20 @@ def test_chief_and_two_workers_share_one_search(tmp_path):
     assert sorted(r["trial"] for r in rows) == ["0", "1"]
     assert all(r["status"] == "COMPLETED" for r in rows)
     assert (out / "best.toml").exists() and (out / "search.png").exists()
+
+
+def test_a_worker_without_a_chief_says_what_it_waits_for_and_gives_up(tmp_path):
+    recipe = tmp_path / "search.toml"
+    recipe.write_text(SEARCH)
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "kadvisor.cli", "tune", str(recipe), "--worker", "1",
+                             "--port", str(port), "--wait", "2"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert (f"worker: waiting up to 2 s for the chief at 127.0.0.1:{port} (started with kadvisor tune "
+            f"RECIPE --chief --host 127.0.0.1 --port {port})") in result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (f"Error: --worker: no chief answered at 127.0.0.1:{port} within 2 s; expected kadvisor "
+                    f"tune RECIPE --chief running there (or a longer --wait)")
+    assert "Traceback" not in result.stderr
