@@ -2,7 +2,8 @@
 
     python benchmarks/advisor_agreement.py [CURVES_DIR] [--cv] [--fit] [-v] [--folds 5]
 
-CURVES_DIR defaults to ../shared/curves beside the repository and must hold ``dev/*.csv``,
+CURVES_DIR defaults to ../shared/curves beside the repository (the project's shared labelled
+set), else the copy in tests/data/labelled_curves, and must hold ``dev/*.csv``,
 ``dev-labels.json`` and ``manifest.csv`` (its ``group`` column is the unit of
 cross-validation). A curve with no problem finding is predicted ``healthy``; only found
 errors/warnings of curve rules count (recipe/data rules and undecided findings do not);
@@ -192,7 +193,8 @@ def _print_rows(rows) -> None:
 
 def main(argv: list[str]) -> int:
     args = [a for a in argv[1:] if not a.startswith("-")]
-    base = args[0] if args else os.path.join(ROOT, "..", "shared", "curves")
+    shared = os.path.join(ROOT, "..", "shared", "curves")
+    base = args[0] if args else (shared if os.path.isdir(shared) else os.path.join(ROOT, "tests", "data", "labelled_curves"))
     folds = int(argv[argv.index("--folds") + 1]) if "--folds" in argv else 5
     if "--folds" in argv:
         args = [a for a in args if a != str(folds)]

@@ -1,9 +1,11 @@
-"""The advisor on the labelled real curves of ../shared/curves: agreement with the two
-readers' labels, the shipped thresholds are what the fitting procedure chooses, and the
-grouped cross-validated figure (folds by the manifest's ``group``) does not regress.
+"""The advisor on the labelled real curves: agreement with the two readers' labels, the
+shipped thresholds are what the fitting procedure chooses, and the grouped
+cross-validated figure (folds by the manifest's ``group``) does not regress.
 
-The floors sit a few points below today's figures (shipped thresholds 0.669 on all
-curves; grouped 5-fold CV 0.638), so a change that makes the advice worse fails here.
+The curves are a copy of the project's shared labelled set (``tests/data/labelled_curves``,
+provenance in its manifest.csv), so these tests run on every machine. The floors sit a few
+points below today's figures (shipped thresholds 0.689 on all curves; grouped 5-fold CV
+0.683), so a change that makes the advice worse fails here.
 """
 
 import os
@@ -12,11 +14,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CURVES = os.path.join(ROOT, "..", "shared", "curves")
+CURVES = os.path.join(ROOT, "tests", "data", "labelled_curves")
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-
-pytestmark = pytest.mark.skipif(not os.path.isfile(os.path.join(CURVES, "dev-labels.json")),
-                                reason="the labelled curves (../shared/curves) are not beside this checkout")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_agreement_with_the_readers_on_every_labelled_curve(corpus):
     truth, _, runs = corpus
     pred = {n: advisor_agreement.predict(runs[n]) for n in truth}
     rows, macro = advisor_agreement.score(truth, pred)
-    assert macro >= 0.62, rows
+    assert macro >= 0.66, rows
     f1 = {r[0]: r[4] for r in rows}
     assert f1["overfitting"] >= 0.85 and f1["noisy_validation"] >= 0.75 and f1["val_better_than_train"] >= 0.75
 
@@ -68,5 +67,5 @@ def test_grouped_cross_validation_does_not_regress(corpus, firing):
 
     truth, groups, runs = corpus
     rows, macro, per_fold, _ = advisor_agreement.cross_validate(truth, groups, runs, 5, firing)
-    assert macro >= 0.60, rows
+    assert macro >= 0.65, rows
     assert len(per_fold) == 5

@@ -126,9 +126,7 @@ def test_kadvisor_fit_history_with_stage_names_gap_and_a_cut_last_row(tmp_path):
 def test_every_labelled_real_curve_reads(tmp_path):
     import os
 
-    base = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "curves", "dev")
-    if not os.path.isdir(base):
-        pytest.skip("the labelled curves are not checked out next to the repository")
+    base = os.path.join(os.path.dirname(__file__), "data", "labelled_curves", "dev")
     from kadvisor.advisor.actions import direction
 
     for name in sorted(os.listdir(base)):

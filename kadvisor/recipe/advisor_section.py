@@ -4,8 +4,8 @@ Every threshold is a number a practitioner reading the curves would defend; the 
 text says what it means. The thresholds of one rule each (noise_level, overfit_rise,
 improve_min, plateau_at, underfit_drop, unstable_noise, val_better_fraction, slow_rate)
 are the values ``python benchmarks/advisor_agreement.py --fit`` chooses on all labelled
-curves of ``../shared/curves`` (a test keeps the two in step); its ``--cv`` measures that
-procedure on curves it did not fit. `kadvisor.advisor` reads them as a plain dict
+curves (``../shared/curves``, copied to ``tests/data/labelled_curves``; a test keeps the
+two in step); its ``--cv`` measures that procedure on curves it did not fit. `kadvisor.advisor` reads them as a plain dict
 (`advisor_defaults`), so the advisor works without a recipe too.
 """
 
