@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import threading
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -33,6 +34,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._provider = provider
         self._items: dict[str, T] = {}
+        self._lock = threading.RLock()
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers ``obj`` under ``name``."""
@@ -50,9 +52,14 @@ class Registry(Generic[T]):
         self._items[name] = obj
 
     def _load(self) -> None:
-        if self._provider is not None:
-            provider, self._provider = self._provider, None
-            importlib.import_module(provider)
+        # Another thread may be importing the provider: wait for it, or it would see an
+        # empty registry ("expected one of: "). Reentrant: the provider registers here.
+        if self._provider is None:
+            return
+        with self._lock:
+            if self._provider is not None:
+                importlib.import_module(self._provider)
+                self._provider = None
 
     def names(self) -> list[str]:
         """Returns the registered names, sorted."""

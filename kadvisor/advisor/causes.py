@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from kadvisor.advisor.context import (
     CRUSHING_DECAY,
+    EXTREME_DROPOUT,
     FEW_UPDATES,
     HEAVY_DROPOUT,
     SMALL_WIDTH,
@@ -47,18 +48,23 @@ _SLOW_SYMPTOMS = {"still_improving", "underfitting", "slow_convergence", "platea
                   "val_better_than_train", "noisy_validation"}
 
 
-def explain(found: list[Finding], f: RunFeatures, th: dict) -> list[Finding]:
+def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding] = ()) -> list[Finding]:
     """Returns ``found`` with the root cause's finding first and its symptoms folded in.
 
     Args:
         found: Problem findings, sorted by severity and confidence.
         f: The run's features (its curves, recipe and data facts).
         th: Advisor thresholds.
+        notes: "info" findings (observations judged not worth acting on); a cause may
+            promote one to a problem (extreme dropout behind validation-better-than-train).
 
     Returns:
         The findings to report, most important first.
     """
     ctx = RunContext.from_features(f)
+    promoted = _starved_by_dropout(notes, ctx)
+    if promoted is not None:
+        found = [*found, promoted]
     for cause in (_learning_rate, _weight_decay, _chance, _cut_short, _few_updates, _capacity):
         lead = cause(found, f, ctx, th)
         if lead is not None:
@@ -151,13 +157,27 @@ def _chance(found, f, ctx, th):
     return None  # the rule's own advice: check data, labels and loss
 
 
+def _starved_by_dropout(notes, ctx: RunContext) -> Finding | None:
+    """The ``val_better_than_train`` note as a warning when dropout is extreme."""
+    note = _first(list(notes), {"val_better_than_train"})
+    if note is None or ctx.dropout < EXTREME_DROPOUT:
+        return None
+    note.severity = "warning"
+    note.summary = (note.summary.split(" (expected")[0] + f": dropout {ctx.dropout:g}, far above the "
+                    "usual 0.1-0.5, trains the model on a fraction of its features")
+    return note
+
+
 def _cut_short(found, f, ctx, th):
     if ctx.epochs_planned is None or f.loss is None:
         return None
-    improving = f.improving_curve(th) is not None or _still_falling(f)
+    stopped_early = 0 < ctx.early_stopping <= 2 and ctx.epochs_run < ctx.epochs_planned
+    # Early stopping fires only after epochs without improvement of its monitor, so for
+    # a stopped run "still improving" is read on the training loss across the patience.
+    improving = (f.improving_curve(th) is not None or _still_falling(f)
+                 or (stopped_early and _fell_over(f, ctx.early_stopping + 1)))
     if not improving:
         return None
-    stopped_early = 0 < ctx.early_stopping <= 2 and ctx.epochs_run < ctx.epochs_planned
     if stopped_early:
         lead = _first(found, {"still_improving"}) or _new_still_improving(
             f, f"early stopping with a patience of {ctx.early_stopping} ended training at epoch "
@@ -206,6 +226,12 @@ def _still_falling(f: RunFeatures) -> bool:
     """The training loss fell by more than 5 % of itself over the last epoch."""
     x = [v for v in f.loss if v == v]
     return len(x) >= 2 and x[-1] < x[-2] and (x[-2] - x[-1]) > 0.05 * abs(x[-2])
+
+
+def _fell_over(f: RunFeatures, epochs: int) -> bool:
+    """The training loss is lower at the end than ``epochs`` epochs before."""
+    x = [v for v in f.loss if v == v]
+    return len(x) > epochs and x[-1] < x[-1 - epochs]
 
 
 def _new_still_improving(f: RunFeatures, summary: str) -> Finding:

@@ -95,7 +95,13 @@ def metric_gap(f: RunFeatures, th: dict) -> dict | None:
     if not f.bounded or f.val_err is None or np.isfinite(f.val_err).sum() < 4:
         return None
     vt, tt = C.trend(f.val_err), C.trend(f.train_err)
-    gap, start = float(vt[-1] - tt[-1]), float(vt[0] - tt[0])
+    # "At the start": the narrowest gap of the first epochs, read raw — a trend's first
+    # value already leans towards a training curve that rises in a few epochs.
+    first = max(3, f.n // 10)
+    early = (f.val_err - f.train_err)[:first]
+    early = early[np.isfinite(early)]
+    gap = float(vt[-1] - tt[-1])
+    start = float(np.min(early)) if early.size else float(vt[0] - tt[0])
     small_train = tt[-1] <= (1 - th["overfit_loss_gap"]) * vt[-1]
     if gap < th["overfit_gap"] or not small_train or gap - start < th["overfit_gap"] / 2:
         return None

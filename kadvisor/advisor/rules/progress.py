@@ -61,8 +61,9 @@ def plateau(f: RunFeatures, th: dict) -> Finding | None:
     no_learning = stalled(f, th)
     if no_learning is not None and no_learning.is_problem:
         return None  # nothing was learned at all: that is `stalled`
-    if f.improving_curve(th) is not None:
-        return None
+    improving = still_improving(f, th)
+    if improving is not None and improving.is_problem:
+        return None  # the rubric's two exclude each other; one curve creeping up is not enough
     last = settled_epoch(f)
     at = (last + 1) / f.n
     if at > th["plateau_at"]:

@@ -176,7 +176,8 @@ def stalled(f: RunFeatures, th: dict) -> Finding | None:
             accuracy = 1.0 - float(m[-1])
     flat_metric = moved < 2 * th["stall_drop"]
     if drop < th["stall_drop"] and flat_metric:
-        how = f"training loss fell only {100 * drop:.1f}% in {x.size} epochs ({first:.3g} → {x[-1]:.3g})"
+        moved_by = f"fell only {100 * drop:.1f}%" if drop >= 0 else f"rose {100 * -drop:.1f}%"
+        how = f"training loss {moved_by} in {x.size} epochs ({first:.3g} → {x[-1]:.3g})"
         confidence = ramp(th["stall_drop"] - drop, 0, th["stall_drop"] / 2)
     elif accuracy is not None and flat_metric and accuracy <= _stuck_accuracy(f):
         how = (f"training {f.metric} stayed at {accuracy:.2f} (it moved {moved:.2f} in {x.size} epochs) "
