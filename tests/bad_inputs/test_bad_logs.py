@@ -263,3 +263,16 @@ def test_property_no_loss_or_metric_column_is_never_healthy_and_touches_nothing(
     with pytest.raises(InputError):
         diagnose_command(str(folder if as_run_dir else target), echo=out.append)
     assert not out and snapshot(folder) == before
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_log_too_short_for_every_rule_is_not_called_healthy(tmp_path, epochs):
+    log = tmp_path / "short.csv"
+    log.write_text("epoch,loss,val_loss\n" + "".join(f"{e},{1 - e / 10},{1.1 - e / 10}\n" for e in range(epochs)))
+    result = run_cli(tmp_path, log)
+    assert result.exit_code == 0, result.output
+    assert "healthy" not in result.output
+    assert ("too little to judge: every curve rule needs more epochs or a validation curve (see 'cannot "
+            "judge' below) — this is not a clean bill of health.") in result.output
+    report = read_ok(tmp_path, log)
+    assert report["verdict"] == "too little to judge" and report["healthy"] is False
