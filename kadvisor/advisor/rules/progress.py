@@ -9,7 +9,7 @@ from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, ramp, undecided
 from kadvisor.advisor.rules.generalisation import overfitting, rising_validation
 from kadvisor.advisor.rules.registry import rule
-from kadvisor.advisor.rules.training import stalled
+from kadvisor.advisor.rules.training import diverged, stalled
 
 
 def _short(f: RunFeatures, th: dict, name: str) -> Finding | None:
@@ -58,9 +58,10 @@ def plateau(f: RunFeatures, th: dict) -> Finding | None:
     generalises = overfitting(f, th)
     if generalises is not None and generalises.is_problem:
         return None  # validation rises, or flat while training pulls away: overfitting
-    no_learning = stalled(f, th)
-    if no_learning is not None and no_learning.is_problem:
-        return None  # nothing was learned at all: that is `stalled`
+    for broken in (stalled, diverged):  # nothing learned, or the loss blew up: their early
+        found = broken(f, th)           # best epoch is not a plateau to decay the rate on
+        if found is not None and found.is_problem:
+            return None
     improving = still_improving(f, th)
     if improving is not None and improving.is_problem:
         return None  # the rubric's two exclude each other; one curve creeping up is not enough
