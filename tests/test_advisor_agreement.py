@@ -4,8 +4,8 @@ cross-validated figure (folds by the manifest's ``group``) does not regress.
 
 The curves are a copy of the project's shared labelled set (``tests/data/labelled_curves``,
 provenance in its manifest.csv), so these tests run on every machine. The floors sit a few
-points below today's figures (shipped thresholds 0.691 on all curves; grouped 5-fold CV
-0.685), so a change that makes the advice worse fails here.
+points below today's figures (shipped thresholds 0.702 on all curves; grouped 5-fold CV
+0.695), so a change that makes the advice worse fails here.
 """
 
 import os
@@ -46,7 +46,7 @@ def test_agreement_with_the_readers_on_every_labelled_curve(corpus):
     truth, _, runs = corpus
     pred = {n: advisor_agreement.predict(runs[n]) for n in truth}
     rows, macro = advisor_agreement.score(truth, pred)
-    assert macro >= 0.66, rows
+    assert macro >= 0.67, rows
     f1 = {r[0]: r[4] for r in rows}
     assert f1["overfitting"] >= 0.85 and f1["noisy_validation"] >= 0.75 and f1["val_better_than_train"] >= 0.75
 

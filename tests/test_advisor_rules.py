@@ -162,6 +162,16 @@ def test_stalled():
     assert found("stalled", {"loss": borderline}, stall_drop=0.08)
 
 
+def test_a_flat_accuracy_is_a_stall_only_beside_a_loss_that_can_be_its_cross_entropy():
+    """Accuracy stuck at 0.15 while the loss halves: stalled when the loss is a
+    cross-entropy (1.5 -> 0.75 is still above -ln((1 + 0.15) / 2) = 0.55), not when it is
+    a regression loss that Keras's "accuracy" is logged beside (0.10 -> 0.05)."""
+    falling = np.linspace(1.0, 0.5, N)
+    stuck = 0.15 + RNG.normal(0, 0.003, N)
+    assert found("stalled", {"loss": 1.5 * falling, "accuracy": stuck})
+    assert not found("stalled", {"loss": 0.1 * falling, "accuracy": stuck})
+
+
 # slow_convergence -------------------------------------------------------------------
 
 def test_slow_convergence():

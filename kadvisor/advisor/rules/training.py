@@ -179,7 +179,8 @@ def stalled(f: RunFeatures, th: dict) -> Finding | None:
         moved_by = f"fell only {100 * drop:.1f}%" if drop >= 0 else f"rose {100 * -drop:.1f}%"
         how = f"training loss {moved_by} in {x.size} epochs ({first:.3g} → {x[-1]:.3g})"
         confidence = ramp(th["stall_drop"] - drop, 0, th["stall_drop"] / 2)
-    elif accuracy is not None and flat_metric and accuracy <= _stuck_accuracy(f):
+    elif (accuracy is not None and flat_metric and accuracy <= _stuck_accuracy(f)
+          and _cross_entropy_possible(float(t[-1]), accuracy)):
         how = (f"training {f.metric} stayed at {accuracy:.2f} (it moved {moved:.2f} in {x.size} epochs) "
                f"although the loss fell {100 * drop:.0f}%")
         confidence = 0.6
@@ -191,6 +192,17 @@ def stalled(f: RunFeatures, th: dict) -> Finding | None:
         [Action({"optimizer.learning_rate": "×3"}, "check the data, labels and loss first; then a "
                 "larger learning rate may get training off the ground")],
     )
+
+
+def _cross_entropy_possible(loss: float, accuracy: float) -> bool:
+    """Whether ``loss`` can be a cross-entropy of a classifier with this accuracy.
+
+    A wrong prediction gives the true class less than 1/2, so the mean probability of
+    the true class is at most a + (1 - a) / 2 and, by Jensen, the cross-entropy at least
+    -ln of that. A lower loss (a regression loss logged beside Keras's "accuracy") says
+    the accuracy does not measure this model, so it cannot show a stall.
+    """
+    return loss >= -np.log((1.0 + accuracy) / 2.0)
 
 
 def _straight_and_slow(x: np.ndarray, th: dict) -> tuple[float, float, float]:
