@@ -3,7 +3,7 @@
     python benchmarks/advice_repairs.py [--work DIR] [--jobs 2] [--only NAME ...]
                                         [--phase before|random|advised|report] [--save-curves]
 
-For every scenario of ``benchmarks/repair_scenarios.py`` (23 runs with one known cause,
+For every scenario of ``benchmarks/repair_scenarios.py`` (24 runs with one known cause,
 3 healthy controls):
 
 1. *before*: fit the mis-tuned recipe;

@@ -3,7 +3,7 @@
     python benchmarks/improve_vs_tuner.py [--scenarios NAME,NAME] [--budget EPOCHS]
                                           [--work DIR] [--jobs 1] [--smoke]
 
-On the mis-tuned runs of ``benchmarks/repair_scenarios.py`` (default: all 23; at least
+On the mis-tuned runs of ``benchmarks/repair_scenarios.py`` (default: all 24; at least
 10 make a comparison), each method gets ``--budget`` epochs (default 120) in all:
 
 - *improve*: ``kadvisor.improve(recipe, budget=B)`` — round 0 is the mis-tuned

@@ -74,6 +74,9 @@ SCENARIOS: list[Scenario] = [
              "a constant learning rate 15x the base with no decay", LR + ("schedule.name",)),
     *_both("imbalance", ("data.imbalance=0.05",), "long-tailed classes (1:20) without weighting",
            ("data.balance", "loss.name")),
+    Scenario("digits/adam_low_lr_short", DIGITS, ('optimizer.name="adam"', "optimizer.learning_rate=1e-4",
+                                                  "train.epochs=10"),
+             "Adam at the bottom of its range (1e-4) for only 10 epochs", ("train.epochs",) + LR),
     *_both("eager_early_stopping", ("train.early_stopping=1",), "early stopping after one epoch "
            "without improvement", ("train.early_stopping",)),
     Scenario("digits/healthy", DIGITS, (), "none: the shipped recipe", healthy=True),

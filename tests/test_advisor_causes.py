@@ -178,3 +178,28 @@ def test_learning_rate_verdict_uses_each_optimizers_range():
     assert RunContext(optimizer="sgd", learning_rate=0.1).learning_rate_verdict() is None
     assert RunContext(optimizer="adam", learning_rate=1e-6).learning_rate_verdict() == ("low", pytest.approx(100))
     assert RunContext(optimizer="adam", learning_rate=3e-4).learning_rate_verdict() is None
+
+
+def unfinished(n=12):
+    """A regularised run cut off mid-training: validation ahead of training on every
+    epoch and still falling clearly at the end (Adam at 1e-4 for 10 epochs looks so)."""
+    loss = 2.3 * np.exp(-T[:n] / 8) + 0.6
+    return {"loss": loss, "val_loss": loss - 0.25, "accuracy": 1 - loss / 3.2,
+            "val_accuracy": 1 - (loss - 0.25) / 3.2}
+
+
+def test_an_unfinished_run_trains_longer_first_and_folds_validation_ahead_of_training():
+    d = diagnose(unfinished(), recipe=recipe(**{"train.epochs": 12, "model.dropout": 0.2}), data=digits_data())
+    assert {"still_improving", "val_better_than_train"} <= set(d.labels) or "val_better_than_train" in (
+        d.findings[0].evidence.get("explains") or [])
+    finding, action = first(d)
+    assert finding.rule == "still_improving" and "train.epochs" in action.patch
+    assert finding.evidence["explains"] == ["val_better_than_train"]
+    assert [f.rule for f in d.findings] == ["still_improving"]  # not separate competing advice
+
+
+def test_heavy_dropout_behind_an_unfinished_run_is_still_named_first():
+    """The control: with dropout 0.6 the regulariser, not the budget, is the cause."""
+    d = diagnose(unfinished(), recipe=recipe(**{"train.epochs": 12, "model.dropout": 0.6}), data=digits_data())
+    finding, action = first(d)
+    assert "model.dropout" in action.patch, (finding.rule, action.patch)

@@ -22,7 +22,9 @@ The causes, in the order they are checked (the first that applies wins):
 4. training cut short — too few epochs, or early stopping with a patience of 1–2 epochs;
 5. too few optimizer updates per epoch (a batch as large as the training set);
 6. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
-7. skewed classes (``class_imbalance``) come before curve symptoms.
+7. skewed classes (``class_imbalance``) come before curve symptoms;
+8. a run still clearly improving when it ended: validation better than training and
+   underfitting are what an unfinished regularised run looks like, so "train longer" leads.
 
 Without a recipe only what the curves make evident is used (a loss at ln K).
 """
@@ -44,6 +46,7 @@ from kadvisor.advisor.findings import Action, Finding
 _OPTIMISATION_SYMPTOMS = {"noisy_validation", "underfitting", "plateau", "still_improving",
                           "slow_convergence", "val_better_than_train", "unstable", "stalled",
                           "overfitting"}
+_UNFINISHED_SYMPTOMS = {"val_better_than_train", "underfitting"}
 _SLOW_SYMPTOMS = {"still_improving", "underfitting", "slow_convergence", "plateau",
                   "val_better_than_train", "noisy_validation"}
 
@@ -72,6 +75,12 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
     imbalance = _first(found, {"class_imbalance"})
     if imbalance is not None:
         return [imbalance] + [x for x in found if x is not imbalance]
+    unfinished = _first(found, {"still_improving"})
+    if unfinished is not None and unfinished.actions:
+        # A run stopped while validation still clearly improves has not shown what its
+        # regularisation costs: validation ahead of training and a high training loss are
+        # what any regularised model looks like mid-training, so "train longer" leads.
+        return _fold((unfinished, unfinished.actions[0], _UNFINISHED_SYMPTOMS), found)
     return found
 
 
@@ -206,12 +215,13 @@ def _few_updates(found, f, ctx, th):
 
 
 def _capacity(found, f, ctx, th):
+    handicapped = _first(found, {"underfitting", "val_better_than_train"})
+    if ctx.dropout >= HEAVY_DROPOUT and handicapped is not None:
+        return handicapped, Action({"model.dropout": 0.2}, f"dropout {ctx.dropout:g} handicaps training: "
+                                   "the model cannot fit what it never sees"), _SLOW_SYMPTOMS
     lead = _first(found, {"underfitting", "val_better_than_train", "plateau", "still_improving"})
     if lead is None:
         return None
-    if ctx.dropout >= HEAVY_DROPOUT and lead.rule in ("underfitting", "val_better_than_train"):
-        return lead, Action({"model.dropout": 0.2}, f"dropout {ctx.dropout:g} handicaps training: "
-                            "the model cannot fit what it never sees"), _SLOW_SYMPTOMS
     if ctx.width is not None and ctx.width <= SMALL_WIDTH and str(ctx.backbone).startswith("small_"):
         return lead, _wider(ctx), _SLOW_SYMPTOMS
     return None
