@@ -102,6 +102,8 @@ def test_columns_option_names_a_missing_column(tmp_path):
     refused(tmp_path, path, r"--columns val_loss=valid/loss: no column 'valid/loss' in the log \(columns: epoch, loss\)",
             "--columns", "val_loss=valid/loss")
     refused(tmp_path, path, r"--columns: expected ROLE=NAME items", "--columns", "loss")
+    refused(tmp_path, path, r"--columns: loss is given twice \('loss' and 'epoch'\); expected each role once",
+            "--columns", "loss=loss,loss=epoch")
 
 
 # --- CSV cells are parsed by the csv module (readers.csvlog) ------------------------------

@@ -88,6 +88,9 @@ def parse_columns_option(text: str | None) -> dict[str, str]:
         if not sep or not role.strip() or not logged.strip():
             raise InputError(f"--columns: expected ROLE=NAME items separated by commas "
                              f"(e.g. loss=train/loss,val_loss=valid/loss), got '{item}'")
+        if role.strip() in out:
+            raise InputError(f"--columns: {role.strip()} is given twice ('{out[role.strip()]}' and "
+                             f"'{logged.strip()}'); expected each role once")
         out[role.strip()] = logged.strip()
     return out
 
