@@ -99,6 +99,24 @@ def plot_history(columns: dict[str, list], out_path: str | os.PathLike, title: s
     save_figure(fig, out_path)
 
 
+def image_format(path: str | os.PathLike) -> str:
+    """The image format a file name asks for (``png`` without a suffix).
+
+    Checked before a command does any work, so a bad ``--plot`` name fails first.
+
+    Raises:
+        InputError: for a suffix that is not an image format matplotlib writes.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in formats:
+        raise InputError(f"{os.fspath(path)}: cannot draw a '.{suffix}' file; expected a name ending in "
+                         f"{', '.join('.' + f for f in sorted(formats) if f != 'pgf')}")
+    return suffix
+
+
 def save_figure(fig, path: str | os.PathLike) -> None:
     """Saves a matplotlib figure in the format its file name ends with (PNG without a
     suffix), replaced atomically, and closes it.
@@ -108,12 +126,11 @@ def save_figure(fig, path: str | os.PathLike) -> None:
     """
     import matplotlib.pyplot as plt
 
-    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
-    formats = fig.canvas.get_supported_filetypes()
-    if suffix not in formats:
+    try:
+        suffix = image_format(path)
+    except InputError:
         plt.close(fig)
-        raise InputError(f"{os.fspath(path)}: cannot draw a '.{suffix}' file; expected a name ending in "
-                         f"{', '.join('.' + f for f in sorted(formats) if f != 'pgf')}")
+        raise
     buffer = io.BytesIO()
     fig.savefig(buffer, format=suffix, dpi=100)
     plt.close(fig)

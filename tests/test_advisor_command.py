@@ -72,10 +72,20 @@ def test_plot_is_written_in_the_format_its_name_asks_for(run_dir, tmp_path, name
     assert out.read_bytes()[: len(magic)] == magic
 
 
-def test_plot_to_a_name_that_is_no_image_format_is_an_error(run_dir, tmp_path):
+def test_plot_to_a_name_that_is_no_image_format_is_an_error_before_any_report(run_dir, tmp_path):
+    printed = []
     with pytest.raises(InputError, match=r"curves\.txt: cannot draw a '\.txt' file; expected a name ending in .*\.png"):
-        capture(str(run_dir), plot=str(tmp_path / "curves.txt"))
-    assert not (tmp_path / "curves.txt").exists()
+        diagnose_command(str(run_dir), plot=str(tmp_path / "curves.txt"), echo=printed.append)
+    assert not (tmp_path / "curves.txt").exists() and printed == []
+
+
+def test_apply_without_a_recipe_is_refused_before_any_report(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1)},{1.5 / (e + 1)}\n" for e in range(12)))
+    printed = []
+    with pytest.raises(InputError, match=r"^--apply needs a recipe: diagnose a run directory or pass --recipe FILE$"):
+        diagnose_command(str(log), apply=str(tmp_path / "next.toml"), echo=printed.append)
+    assert printed == [] and not (tmp_path / "next.toml").exists()
 
 
 def test_apply_writes_a_valid_recipe_with_the_top_action(run_dir, tmp_path):

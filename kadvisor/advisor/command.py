@@ -143,6 +143,8 @@ def diagnose_command(
         if recipe is not None:
             run.recipe = read_recipe_dict(recipe)
             run.recipe_path = recipe
+        if apply and run.recipe_path is None:  # known now: say so before any report
+            raise InputError("--apply needs a recipe: diagnose a run directory or pass --recipe FILE")
         d = diagnose(run)
         echo(_with_reading_notes(render(d, fmt, colour=colour and fmt == "text"), run, fmt))
         if run.run_dir is not None:
@@ -169,6 +171,10 @@ def _check_outputs(target: str, recipe: str | None, plot: str | None, apply: str
     for path, option in ((plot, "--plot"), (apply, "--apply")):
         if path:
             outputs.check_output(path, option=option, force=force, inputs=(target, recipe))
+    if plot:
+        from kadvisor.plotting import image_format
+
+        image_format(plot)
     if os.path.isdir(os.path.join(target, rundir.DIAGNOSIS)):
         raise InputError(f"{os.path.join(target, rundir.DIAGNOSIS)}: is a folder; expected the file "
                          f"diagnose writes its findings to (move the folder away)")
