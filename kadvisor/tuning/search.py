@@ -71,6 +71,9 @@ def search_text(recipe_file: str | None, overrides=(), refine: str | None = None
         if refine is None:
             raise RecipeError("kadvisor tune: got no recipe; expected RECIPE or --refine TUNE_DIR")
         recipe_file = str(Path(refine) / tunedir.SEARCH_RECIPE)
+        if not Path(recipe_file).is_file():
+            raise RecipeError(f"--refine {refine}: not a tuning directory (no {tunedir.SEARCH_RECIPE}); "
+                              f"expected a directory written by kadvisor tune")
     try:
         text = Path(recipe_file).read_text(encoding="utf-8-sig")
     except OSError as e:

@@ -220,6 +220,8 @@ CASES = [
     Case("resume-broken-recipe", run_dir_case(lambda run: (set_status(run, "running"),
                                                           (run / "recipe.toml").write_text("name = 'x\n"))),
          r".*recipe\.toml(:1)?: invalid TOML: .*"),
+    Case("tune-refine-not-a-tuning-dir", lambda tmp: ["tune", "--refine", str(tmp)],
+         r"--refine .*: not a tuning directory \(no search\.toml\); expected a directory written by kadvisor tune"),
     Case("evaluate-not-a-run", lambda tmp: ["evaluate", str(tmp)],
          r".*: no recipe\.toml, data\.json, model\.keras; expected a finished run directory from kadvisor fit"),
     Case("evaluate-model-with-code", run_dir_case(lambda run: _lambda_model(run / "model.keras"), "evaluate"),
