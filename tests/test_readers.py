@@ -135,8 +135,30 @@ def test_truncated_event_file_reads_the_complete_records(tmp_path):
     assert run.length == 8 and np.isnan(run.columns["val_loss"][-1]) is np.False_ or run.length == 7
     assert any("truncated" in n for n in run.notes)
     open(path, "wb").write(data[:20])
-    with pytest.raises(InputError, match="no scalars"):
+    with pytest.raises(InputError, match=r"no readable TensorBoard record in 1 event file\(s\) \(corrupt"):
         read_target(str(tmp_path / "exp"))
+    open(path, "wb").write(np.random.default_rng(0).bytes(100))  # named like an event file, is not one
+    with pytest.raises(InputError, match=r"no readable TensorBoard record"):
+        read_target(str(tmp_path / "exp"))
+
+
+def test_event_files_without_scalars_say_so(tmp_path):
+    from tensorboardX import SummaryWriter
+
+    with SummaryWriter(str(tmp_path / "exp")) as writer:
+        writer.add_text("notes", "no curves here", 0)
+    with pytest.raises(InputError, match=r"event files hold no scalars"):
+        read_target(str(tmp_path / "exp"))
+
+
+def test_a_hugging_face_value_that_is_no_number_is_noted(tmp_path):
+    (tmp_path / "trainer_state.json").write_text(
+        '{"log_history": [' + ",".join(f'{{"loss": {1 / (s + 1)}, "step": {s}}}' for s in range(1, 12))
+        + ', {"loss": "nan?", "step": 12}]}')
+    run = read_target(str(tmp_path))
+    assert run.length == 11
+    assert "values that are not numbers were left out (loss)" in run.notes
+    assert not any("epochs )" in n for n in run.notes)
 
 
 def test_overlapping_tensorboard_runs_ask_which_one(tmp_path):

@@ -49,7 +49,7 @@ def read(path: str, columns: dict | None = None) -> Run:
     notes: list[str] = []
     series: dict[str, list] = {}
     epoch_at: dict[float, float] = {}
-    summaries = 0
+    summaries, dropped = 0, set()
     for i, entry in enumerate(history):
         if "train_runtime" in entry:  # the end-of-training summary, not a point of a curve
             summaries += 1
@@ -62,6 +62,10 @@ def read(path: str, columns: dict | None = None) -> Run:
             number = to_float(value)
             if name not in ("step", "epoch") and number is not None:
                 series.setdefault(name, []).append((step, number))
+            elif name not in ("step", "epoch") and value is not None and not isinstance(value, (int, float)):
+                dropped.add(name)
+    if dropped:
+        notes.append(f"values that are not numbers were left out ({', '.join(sorted(dropped))})")
     if summaries:
         notes.append("the end-of-training summary (train_runtime, mean train_loss) is not a curve: not used")
     mapped = canonical_columns(series, notes, columns)
@@ -70,8 +74,9 @@ def read(path: str, columns: dict | None = None) -> Run:
     if len(steps):
         epochs = [epoch_at.get(s) for s in steps]
         shown = ", ".join(f"{e:g}" for e in epochs[:8] if e is not None)
-        notes.append(f"points are the {len(steps)} evaluations (steps {steps[0]:g}…{steps[-1]:g}; epochs {shown}"
-                     f"{', …' if len(steps) > 8 else ''}), numbered 0–{len(steps) - 1}")
+        at = f"; epochs {shown}{', …' if len(steps) > 8 else ''}" if shown else ""
+        notes.append(f"points are the {len(steps)} evaluations (steps {steps[0]:g}…{steps[-1]:g}{at}), "
+                     f"numbered 0–{len(steps) - 1}")
     run = build(values, source, notes + align_notes, epochs=np.arange(len(steps), dtype=float))
     run.format = "huggingface"
     return run

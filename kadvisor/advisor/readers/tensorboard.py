@@ -78,8 +78,11 @@ def read(target: str, columns: dict | None = None) -> Run:
         raise InputError(f"{target}: no TensorBoard event files (events.out.tfevents.*) found")
     notes: list[str] = []
     groups: dict[str, dict[str, list]] = {}
+    unreadable = []
     for path in files:
         points, problem = scalars(read_bytes(path, _MAX_EVENT_BYTES))
+        if problem and not points:
+            unreadable.append(path)
         if problem:
             notes.append(f"{os.path.relpath(path, target) if os.path.isdir(target) else path}: {problem}; "
                          f"the complete records were read")
@@ -91,6 +94,9 @@ def read(target: str, columns: dict | None = None) -> Run:
         for tag, step, value, wall in sorted(points, key=lambda p: p[3]):  # written order
             group.setdefault(prefix + tag, []).append((step, value))
     groups = {k: _without_keras_duplicates(v) for k, v in groups.items() if v}
+    if not groups and len(unreadable) == len(files):
+        raise InputError(f"{target}: no readable TensorBoard record in {len(files)} event file(s) (corrupt, "
+                         f"or not event files despite the name); expected files written by a TensorBoard writer")
     if not groups:
         raise InputError(f"{target}: event files hold no scalars (only images, histograms or text?); "
                          f"expected loss/metric scalars")
