@@ -150,6 +150,16 @@ def test_unstable_without_a_metric_needs_visible_spikes():
     assert not found("unstable", {"loss": tiny})
 
 
+def test_unstable_reads_a_training_loss_that_zig_zags_without_single_spikes():
+    """No one epoch jumps by half its value, but the loss zig-zags by a large part of its
+    plotted range every epoch (the branch that used to crash on its missing spike epoch)."""
+    zigzag = np.linspace(1.6, 1.0, N) + 0.12 * ZIG
+    r = run_rule("unstable", {"loss": zigzag, "val_loss": np.linspace(1.7, 1.1, N)})
+    assert r.is_problem and r.evidence["spikes"] == [] and r.epoch is None, r
+    assert "zig-zags" in r.summary
+    assert not found("unstable", {"loss": np.linspace(1.6, 1.0, N) + 0.005 * ZIG})
+
+
 # stalled ----------------------------------------------------------------------------
 
 def test_stalled():

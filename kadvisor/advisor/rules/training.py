@@ -144,7 +144,7 @@ def unstable(f: RunFeatures, th: dict) -> Finding | None:
             Action({"train.batch_size": "×2"}, "larger batches give less noisy gradients"),
             CLIP,
         ],
-        epoch=epochs[0],
+        epoch=epochs[0] if epochs else None,  # a zig-zag has no one epoch to mark
     )
 
 
