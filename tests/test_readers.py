@@ -142,6 +142,17 @@ def test_truncated_event_file_reads_the_complete_records(tmp_path):
         read_target(str(tmp_path / "exp"))
 
 
+def test_a_folder_of_run_directories_points_at_a_run_directory(run, tmp_path):
+    """`diagnose runs/` finds every run's events; it names a run directory to diagnose
+    (which knows the recipe), not the event folder inside it."""
+    runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        shutil.copytree(run, runs / name)
+    with pytest.raises(InputError, match=r"4 TensorBoard runs whose steps overlap .*; diagnose one of them, "
+                                         r"e\.g\. kadvisor diagnose .*runs/b$"):
+        read_target(str(runs))
+
+
 def test_event_files_without_scalars_say_so(tmp_path):
     from tensorboardX import SummaryWriter
 

@@ -106,8 +106,9 @@ def read(target: str, columns: dict | None = None) -> Run:
     spans = [(parts[i][0][0], parts[i][0][-1]) for i in order if len(parts[i][0])]
     if len(parts) > 1 and any(b[0] <= a[1] for a, b in zip(spans, spans[1:])):
         listed = ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
+        example = _run_directory_above(os.path.join(target, names[order[-1]]), target)
         raise InputError(f"{target}: {len(parts)} TensorBoard runs whose steps overlap ({listed}); "
-                         f"diagnose one of them, e.g. kadvisor diagnose {os.path.join(target, names[order[-1]])}")
+                         f"diagnose one of them, e.g. kadvisor diagnose {example}")
     raw: dict[str, list] = {}
     stage: list[str] = []
     steps: list[float] = []
@@ -130,6 +131,17 @@ def read(target: str, columns: dict | None = None) -> Run:
     if context is not None:
         read_context(run, context)
     return run
+
+
+def _run_directory_above(path: str, target: str) -> str:
+    """The kadvisor run directory holding ``path`` (below ``target``), else ``path``:
+    for a folder of runs, the run directory is what to diagnose (it knows the recipe)."""
+    here = os.path.dirname(path)
+    while len(here) > len(os.path.normpath(target)):
+        if os.path.isfile(os.path.join(here, rundir.HISTORY)) and os.path.isfile(os.path.join(here, rundir.RECIPE)):
+            return here
+        here = os.path.dirname(here)
+    return path
 
 
 def _without_keras_duplicates(series: dict[str, list]) -> dict[str, list]:
