@@ -8,6 +8,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +36,7 @@ def diagnose_or_refused(history, **context):
         return None
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's would reach the user as "Warning:" lines
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(names, curve, min_size=1, max_size=6))
 def test_diagnose_never_raises(history):
@@ -67,3 +69,12 @@ def test_constant_curves_of_any_length(n, value):
     d = diagnose_or_refused({"loss": list(np.full(n, value)), "val_loss": list(np.full(n, value))})
     assert (d is None) == (n == 0)  # an empty log is refused, any other is read
     assert d is None or "diverged" not in d.labels
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_all_nan_curves_give_no_numpy_warning():
+    """The case hypothesis found: an accuracy (and loss) with no finite value at all."""
+    nan = [float("nan")] * 6
+    for history in ({"loss": nan, "accuracy": nan}, {"loss": [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], "accuracy": nan},
+                    {"loss": nan, "accuracy": [0.1] * 6, "val_loss": nan}):
+        diagnose(history)

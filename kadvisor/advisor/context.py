@@ -120,8 +120,11 @@ class RunContext:
         accuracy that ends within 0.01 of 1/K *and* a loss within 3 % of ln K."""
         if not (f.bounded and f.metric and "acc" in f.metric and f.train_err is not None and f.loss is not None):
             return
-        acc = 1.0 - float(np.median(C.finite(f.train_err)[-3:]))
-        loss = float(np.median(C.finite(f.loss)[-3:]))
+        errors, losses = C.finite(f.train_err), C.finite(f.loss)
+        if not (errors.size and losses.size):
+            return  # an all-NaN curve says nothing about chance
+        acc = 1.0 - float(np.median(errors[-3:]))
+        loss = float(np.median(losses[-3:]))
         if not (0.0 < acc < 0.55 and loss > 0):
             return
         k = int(round(1.0 / acc))
