@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -180,6 +181,18 @@ def _check_objective(recipe: Recipe, objective: str, source: str) -> bool:
     return "loss" not in objective  # the logged metrics are a loss and accuracies
 
 
+# A round whose run learns nothing or blows up says so within advisor.min_epochs epochs;
+# the rest of its epochs would only spend the budget (the diagnosis reads the same).
+HOPELESS = ("diverged", "stalled")
+
+
+def _stop_hopeless(recipe: Recipe) -> Recipe:
+    """The round's recipe with live advice on and `HOPELESS` findings in its stop_on."""
+    advisor = recipe.advisor
+    stop_on = list(dict.fromkeys([*advisor.stop_on, *HOPELESS]))
+    return dataclasses.replace(recipe, advisor=dataclasses.replace(advisor, live=True, stop_on=stop_on))
+
+
 def _planned_epochs(recipe: Recipe) -> int:
     """Epochs of all stages together (`kadvisor.training.loop.total_epochs`, whose module
     imports TensorFlow; the budget is checked before TensorFlow starts)."""
@@ -333,7 +346,7 @@ class _Loop:
             # Nothing a resume could use (killed before the run wrote its recipe and
             # fingerprint, or a failed fit): this round's own folder, started afresh.
             shutil.rmtree(run_path)
-        return fit(recipe, run_dir=run_path, quiet=True).metrics
+        return fit(_stop_hopeless(recipe), run_dir=run_path, quiet=True).metrics
 
     def _record(self, row: RoundRow, metrics: dict, run_path: Path) -> None:
         state = self.state

@@ -155,7 +155,7 @@ def _stuck_accuracy(f: RunFeatures) -> float:
     return 1.0 / classes + 0.1 if classes else 0.5
 
 
-@rule("stalled")
+@rule("stalled", cheap=True)
 def stalled(f: RunFeatures, th: dict) -> Finding | None:
     """Nothing is learned: the training loss hardly moves from its first value and the
     metric does not move either — or an accuracy stays flat at a guessing level while
