@@ -172,6 +172,14 @@ def test_stalled():
     assert found("stalled", {"loss": borderline}, stall_drop=0.08)
 
 
+def test_a_flat_loss_at_a_high_accuracy_is_not_a_stall():
+    """A converged run, or a fine-tuning stage that starts good: loss and accuracy hardly
+    move, but at 0.95 — it learned; the rubric's stall is a run at a guessing level."""
+    flat = 0.20 + RNG.normal(0, 0.002, N)
+    assert not found("stalled", {"loss": flat, "accuracy": 0.95 + RNG.normal(0, 0.003, N)})
+    assert found("stalled", {"loss": 2.30 + RNG.normal(0, 0.002, N), "accuracy": 0.1 + RNG.normal(0, 0.003, N)})
+
+
 def test_a_flat_accuracy_is_a_stall_only_beside_a_loss_that_can_be_its_cross_entropy():
     """Accuracy stuck at 0.15 while the loss halves: stalled when the loss is a
     cross-entropy (1.5 -> 0.75 is still above -ln((1 + 0.15) / 2) = 0.55), not when it is

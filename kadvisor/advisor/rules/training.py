@@ -175,6 +175,8 @@ def stalled(f: RunFeatures, th: dict) -> Finding | None:
         if "acc" in (f.metric or ""):
             accuracy = 1.0 - float(m[-1])
     flat_metric = moved < 2 * th["stall_drop"]
+    if accuracy is not None and accuracy > _stuck_accuracy(f):
+        return None  # flat at a level well above guessing: it learned (converged, or fine-tuning)
     if drop < th["stall_drop"] and flat_metric:
         moved_by = f"fell only {100 * drop:.1f}%" if drop >= 0 else f"rose {100 * -drop:.1f}%"
         how = f"training loss {moved_by} in {x.size} epochs ({first:.3g} → {x[-1]:.3g})"
