@@ -250,13 +250,15 @@ def test_a_change_of_the_validation_split_is_never_a_candidate():
 
 
 def test_a_round_that_learns_nothing_stops_once_the_advisor_can_tell(tmp_path):
-    """Round 0 at learning rate 5.0 sits at chance: the live advisor calls it stalled at
-    advisor.min_epochs (8) and the round ends there instead of spending all 12 epochs
-    of the budget. The user's recipe (start.toml, best.toml) keeps its own stop_on."""
+    """Round 0 at learning rate 5.0 learns nothing: the live advisor calls it stalled at
+    advisor.min_epochs (8), or diverged earlier, and the round ends there instead of
+    spending all 12 epochs. The user's recipe (start.toml, best.toml) keeps its own stop_on."""
     overrides = [*[o for o in TINY if not o.startswith("train.epochs")], "train.epochs=12",
                  "optimizer.learning_rate=5.0"]
     result = kadvisor.improve(DIGITS, out=tmp_path / "imp", overrides=overrides, rounds=0, say=lambda m: None)
     (row,) = result.rows
-    assert row.epochs == 8, row
-    assert len(rundir.read_history_rows(tmp_path / "imp" / row.run / rundir.HISTORY)) == 8
+    # Stalled is judged from epoch 8 on; at this rate the loss may also blow up before
+    # that (diverged, checked from the first epoch): either way the round ends early.
+    assert row.epochs <= 8, row
+    assert len(rundir.read_history_rows(tmp_path / "imp" / row.run / rundir.HISTORY)) == row.epochs
     assert load_recipe(str(tmp_path / "imp" / "start.toml")).advisor.stop_on == []
