@@ -187,8 +187,14 @@ HOPELESS = ("diverged", "stalled")
 
 
 def _stop_hopeless(recipe: Recipe) -> Recipe:
-    """The round's recipe with live advice on and `HOPELESS` findings in its stop_on."""
+    """The round's recipe with live advice on and `HOPELESS` findings in its stop_on.
+
+    Only for rounds longer than ``advisor.min_epochs``: a shorter one is cheap, and the
+    curve rules cannot call it hopeless before then anyway.
+    """
     advisor = recipe.advisor
+    if _planned_epochs(recipe) <= advisor.min_epochs:
+        return recipe
     stop_on = list(dict.fromkeys([*advisor.stop_on, *HOPELESS]))
     return dataclasses.replace(recipe, advisor=dataclasses.replace(advisor, live=True, stop_on=stop_on))
 
