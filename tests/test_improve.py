@@ -220,8 +220,11 @@ def test_sigkill_mid_round_then_resume_gives_the_uninterrupted_rounds(tmp_path, 
     rows = read_rounds(out / st.ROUNDS)
     reference = read_rounds(uninterrupted.path / st.ROUNDS)[:2]
     assert list(rows[0]) == list(reference[0])
-    shape = lambda rs: [(r["round"], r["finding"], r["change"], r["decision"], r["epochs"]) for r in rs]  # noqa: E731
+    # Which name the advisor gives round 0's failure depends on its chaotic loss at lr 5.0
+    # (two fits of one seed on busy CPU threads can differ): "learns nothing" either way.
+    shape = lambda rs: [(r["round"], r["change"], r["decision"], r["epochs"]) for r in rs]  # noqa: E731
     assert shape(rows) == shape(reference)
+    assert {rows[1]["finding"], reference[1]["finding"]} <= {"stalled", "diverged"}
     kept = {path: value for path, value in uninterrupted.rows[1].patch.items()}
     expected = load_recipe(out / st.START, [(path, value) for path, value in kept.items()])
     assert load_recipe(out / st.BEST).to_dict() == expected.to_dict()
