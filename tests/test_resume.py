@@ -137,19 +137,27 @@ class _CtrlC(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_rollback_to_the_last_commit(tmp_path, monkeypatch):
-    """A kill between the history row, the checkpoint and the commit is undone."""
+# A 5-epoch digits run committed every epoch, interrupted by Ctrl-C as epoch 3 starts.
+CUT = {"name": "cut", "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
+       "model": {"width": 4}, "train": {"epochs": 5, "batch_size": 64, "checkpoint_every": 0}}
+
+
+def interrupted_run(out: Path, *callbacks) -> Path:
+    """Fits `CUT` (with ``callbacks`` added) until the Ctrl-C in epoch 3; its run directory."""
     import kadvisor.training.fit as fit_module
 
     original = fit_module._callbacks
-    monkeypatch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), _CtrlC(3)])
-    recipe = recipe_from_dict({
-        "name": "cut", "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
-        "model": {"width": 4}, "train": {"epochs": 5, "batch_size": 64, "checkpoint_every": 0},
-    })
-    with pytest.raises(fit_module.Interrupted):
-        kadvisor.fit(recipe, tmp_path, quiet=True)
-    (run_dir,) = tmp_path.iterdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), *callbacks, _CtrlC(3)])
+        with pytest.raises(fit_module.Interrupted):
+            kadvisor.fit(recipe_from_dict(CUT), out, quiet=True)
+    (run_dir,) = Path(out).iterdir()
+    return run_dir
+
+
+def test_rollback_to_the_last_commit(tmp_path):
+    """A kill between the history row, the checkpoint and the commit is undone."""
+    run_dir = interrupted_run(tmp_path)
     state = read_state(run_dir)
     assert state.epoch == 2 and json.loads((run_dir / rundir.METRICS).read_text())["status"] == "interrupted"
     rundir.append_history_row(run_dir / rundir.HISTORY, {"epoch": 3, "loss": 0.1, "stage": "train"})
@@ -346,18 +354,10 @@ def test_resume_starts_from_the_committed_weights_and_optimizer_state(tmp_path, 
     weights and step 0 and fail here."""
     import kadvisor.training.fit as fit_module
 
-    original = fit_module._callbacks
     committed = _Snapshot(at_epoch_end=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), committed, _CtrlC(3)])
-        recipe = recipe_from_dict({
-            "name": "cut", "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
-            "model": {"width": 4}, "train": {"epochs": 5, "batch_size": 64, "checkpoint_every": 0},
-        })
-        with pytest.raises(fit_module.Interrupted):
-            kadvisor.fit(recipe, tmp_path, quiet=True)
-    (run_dir,) = tmp_path.iterdir()
+    run_dir = interrupted_run(tmp_path, committed)
     assert read_state(run_dir).epoch == 2 and committed.iterations > 0
+    original = fit_module._callbacks
     resumed = _Snapshot()
     with monkeypatch.context() as patch:
         patch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), resumed])

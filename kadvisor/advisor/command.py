@@ -86,6 +86,9 @@ def apply_action(d: "Diagnosis | KFoldDiagnosis", recipe_path: str, out_path: st
     return f"{finding.rule}: {describe_action(act)}", diff
 
 
+_NEEDS_RECIPE = "--apply needs a recipe: diagnose a run directory or pass --recipe FILE"
+
+
 def diagnose_command(
     target: str,
     fmt: str = "text",
@@ -144,7 +147,7 @@ def diagnose_command(
             run.recipe = read_recipe_dict(recipe)
             run.recipe_path = recipe
         if apply and run.recipe_path is None:  # known now: say so before any report
-            raise InputError("--apply needs a recipe: diagnose a run directory or pass --recipe FILE")
+            raise InputError(_NEEDS_RECIPE)
         d = diagnose(run)
         echo(_with_reading_notes(render(d, fmt, colour=colour and fmt == "text"), run, fmt))
         if run.run_dir is not None:
@@ -157,7 +160,7 @@ def diagnose_command(
             _plot(plot_diagnosis, d, plot)
     if apply:
         if recipe_path is None:
-            raise InputError("--apply needs a recipe: diagnose a run directory or pass --recipe FILE")
+            raise InputError(_NEEDS_RECIPE)
         what, diff = apply_action(d, recipe_path, apply, action)
         if fmt == "text":
             echo(f"applied {what}\n{diff}".rstrip())

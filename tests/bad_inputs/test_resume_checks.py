@@ -10,38 +10,18 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import keras
 import pytest
 from click.testing import CliRunner
+from test_resume import interrupted_run  # tests/ is on sys.path (its conftest.py)
 
-import kadvisor
 from kadvisor import rundir
 from kadvisor.cli import main
-from kadvisor.recipe import recipe_from_dict
 from kadvisor.training.checkpoint import checkpoint_dir, read_state
-
-
-class _CtrlC(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 3:
-            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
-    import kadvisor.training.fit as fit_module
-
-    original = fit_module._callbacks
-    out = tmp_path_factory.mktemp("interrupted")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fit_module, "_callbacks", lambda *a, **k: [*original(*a, **k), _CtrlC()])
-        recipe = recipe_from_dict({
-            "name": "cut", "data": {"source": "sklearn:digits", "image_size": [8, 8], "channels": 1},
-            "model": {"width": 4}, "train": {"epochs": 5, "batch_size": 64, "checkpoint_every": 0},
-        })
-        with pytest.raises(fit_module.Interrupted):
-            kadvisor.fit(recipe, out, quiet=True)
-    (run_dir,) = out.iterdir()
+    run_dir = interrupted_run(tmp_path_factory.mktemp("interrupted"))
     assert read_state(run_dir).epoch == 2
     return run_dir
 

@@ -13,6 +13,7 @@ data facts, so the findings can be compared with those read from ``history.csv``
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -136,11 +137,12 @@ def read(target: str, columns: dict | None = None) -> Run:
 def _run_directory_above(path: str, target: str) -> str:
     """The kadvisor run directory holding ``path`` (below ``target``), else ``path``:
     for a folder of runs, the run directory is what to diagnose (it knows the recipe)."""
-    here = os.path.dirname(path)
-    while len(here) > len(os.path.normpath(target)):
-        if os.path.isfile(os.path.join(here, rundir.HISTORY)) and os.path.isfile(os.path.join(here, rundir.RECIPE)):
-            return here
-        here = os.path.dirname(here)
+    top = Path(target).resolve()
+    for folder in Path(path).parents:
+        if folder.resolve() == top:
+            break
+        if (folder / rundir.HISTORY).is_file() and (folder / rundir.RECIPE).is_file():
+            return str(folder)
     return path
 
 
