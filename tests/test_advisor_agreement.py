@@ -69,3 +69,15 @@ def test_grouped_cross_validation_does_not_regress(corpus, firing):
     rows, macro, per_fold, _ = advisor_agreement.cross_validate(truth, groups, runs, 5, firing)
     assert macro >= 0.65, rows
     assert len(per_fold) == 5
+
+
+def test_a_learned_model_over_the_rules_does_not_beat_them(corpus, firing):
+    """The design choice docs/reading-the-advice.md reports: under the same grouped CV,
+    logistic regressions over the rules' confidences and the curve measurements they
+    use score below the rules themselves (benchmarks/advisor_alternatives.py)."""
+    import advisor_agreement
+    import advisor_alternatives
+
+    truth, groups, runs = corpus
+    rules = advisor_agreement.cross_validate(truth, groups, runs, 5, firing)[1]
+    assert advisor_alternatives.learned(truth, groups, runs, 5, 0.05) < rules
