@@ -304,6 +304,15 @@ def test_plateau():
     assert found("plateau", late, plateau_at=0.8)
 
 
+def test_plateau_read_from_an_early_best_the_smooth_curve_never_beats_again():
+    """Validation at its best by epoch 5, then a smooth creep that never gets back
+    below it: too smooth to have a noise band it "entered", yet it stopped improving
+    at epoch 5 (a labelled real curve, 128.csv, looks like this)."""
+    val = np.concatenate([np.linspace(1.0, 0.40, 6), np.linspace(0.46, 0.41, N - 6)])
+    r = run_rule("plateau", {"loss": decay(), "val_loss": val})
+    assert r is not None and r.is_problem and r.evidence["last_progress_epoch"] == 5
+
+
 # noisy_validation -------------------------------------------------------------------
 
 def test_noisy_validation():

@@ -43,10 +43,17 @@ def still_improving(f: RunFeatures, th: dict) -> Finding | None:
 
 
 def settled_epoch(f: RunFeatures) -> int:
-    """The epoch by which validation settled into its final noise band
-    (`curves.settled_index`), read on ``val_loss`` when logged, else on the metric —
-    the curve a plateau schedule would monitor."""
-    return C.settled_index(f.val_curves()[0][1])
+    """The epoch after which validation made no more progress, read on ``val_loss``
+    when logged, else on the metric — the curve a plateau schedule would monitor.
+
+    Either of two things shows it, so the earlier counts: the trend entered its final
+    noise band (`curves.settled_index`: robust for a noisy flat curve, whose single best
+    epoch falls anywhere in the band), or no later epoch beat the best one (the
+    rubric's "best epoch": it catches a smooth curve creeping within a hair of a best
+    reached early, where the band is too thin to have been entered).
+    """
+    curve = f.val_curves()[0][1]
+    return min(C.settled_index(curve), f.best_index(curve))
 
 
 @rule("plateau")
