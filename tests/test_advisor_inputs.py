@@ -142,3 +142,79 @@ def test_every_labelled_real_curve_reads(tmp_path):
         ways = {direction(None, a.patch["optimizer.learning_rate"])
                 for f in d.findings for a in f.actions if "optimizer.learning_rate" in a.patch}
         assert len(ways) <= 1, (name, ways)  # never both raise and lower the learning rate
+
+
+def _conventions(header: list[str], rows: list[list[str]]):
+    """The same log as other loggers and locales write it: (name, text)."""
+    def table(head, body, sep=",", end=""):
+        return "\n".join(sep.join(h) + end for h in [head, *body]) + "\n"
+
+    def renamed(fn):
+        return [fn(h) for h in header]
+
+    yield "a separator at the end of every line", table(header, rows, end=",")
+    yield "decimal commas, ';'-separated", table(header, [[c.replace(".", ",") for c in r] for r in rows], sep=";")
+    yield "train/test instead of train/val", table(renamed(lambda h: "test_" + h[4:] if h.startswith("val_") else h), rows)
+    yield "training_ prefixes", table(renamed(lambda h: h if h.startswith("val_") or h in ("epoch", "lr")
+                                              else "training_" + h), rows)
+    percent = [[str(float(c) * 100) if "acc" in h and c.strip() not in ("", "NA", "nan") else c
+                for h, c in zip(header, r)] for r in rows]
+    yield "accuracy in percent", table(header, percent)
+
+
+def test_other_logging_conventions_give_the_same_findings(tmp_path):
+    """Every comma-separated labelled curve, rewritten as other tools write logs, is
+    diagnosed exactly as the original: the advice must not depend on the convention."""
+    import csv
+    import os
+
+    from kadvisor.advisor.engine import diagnose as diagnose_target
+
+    base = os.path.join(os.path.dirname(__file__), "data", "labelled_curves", "dev")
+    differ = []
+    for name in sorted(os.listdir(base)):
+        text = open(os.path.join(base, name), encoding="utf-8-sig", newline="").read()
+        lines = [ln for ln in text.replace("\r\n", "\n").split("\n") if ln.strip()]
+        if "," not in lines[0] or any(";" in ln or "\t" in ln or '"' in ln for ln in lines):
+            continue
+        header, *rows = list(csv.reader(lines))
+        if header[0] in ("", "Unnamed: 0") or any(len(r) != len(header) for r in rows):
+            continue
+        expected = [f.rule for f in diagnose_target(os.path.join(base, name)).findings]
+        for convention, variant in _conventions(header, rows):
+            path = write(tmp_path, "log.csv", variant)
+            got = [f.rule for f in diagnose_target(path).findings]
+            if got != expected:
+                differ.append((name, convention, expected, got))
+    assert not differ, differ[:5]
+
+
+def test_test_split_curves_beside_validation_ones_are_left_out(tmp_path):
+    text = "epoch,loss,val_loss,test_loss\n" + "\n".join(f"{i},{1 / (i + 1)},{1 / (i + 2)},{9 - i}" for i in range(6))
+    run = read_target(write(tmp_path, "log.csv", text))
+    assert list(run.columns["val_loss"]) == pytest.approx([1 / (i + 2) for i in range(6)])
+    assert any("test_loss" in n and "not training curves" in n for n in run.notes)
+    alone = read_target(write(tmp_path, "t.csv", "epoch,loss,test_loss\n" + "\n".join(
+        f"{i},{1 / (i + 1)},{9 - i}" for i in range(6))))
+    assert list(alone.columns["val_loss"]) == [9 - i for i in range(6)]
+    assert any("held-out" in n for n in alone.notes)
+
+
+def test_decimal_commas_only_where_no_number_uses_a_point(tmp_path):
+    run = read_target(write(tmp_path, "eu.csv", "epoch;loss;val_loss\n0;1,5;1,6\n1;0,9;1,0\n2;0,5;0,7\n"))
+    assert list(run.columns["loss"]) == [1.5, 0.9, 0.5]
+    assert any("decimal commas" in n for n in run.notes)
+    # Two conventions mixed: nothing is guessed; the comma column is text, and said so.
+    mixed = read_target(write(tmp_path, "mixed.csv", "epoch;loss;val_loss\n0;1,5;1.6\n1;0,9;1.0\n2;0,5;0.7\n"))
+    assert "loss" not in mixed.columns and any("loss not used (not numbers)" in n for n in mixed.notes)
+
+
+def test_share_metrics_in_percent_are_read_as_fractions(tmp_path):
+    text = "epoch,loss,accuracy,val_loss,val_accuracy,mae\n0,1.0,50.0,1.1,45.5,3.0\n1,0.5,80,0.6,75,2.0\n"
+    run = read_target(write(tmp_path, "pct.csv", text))
+    assert list(run.columns["accuracy"]) == [0.5, 0.8] and list(run.columns["val_accuracy"]) == [0.455, 0.75]
+    assert list(run.columns["mae"]) == [3.0, 2.0]  # an error is not a share: left as logged
+    assert any("logged in percent" in n for n in run.notes)
+    fractions = read_target(write(tmp_path, "f.csv", text.replace("50.0", "0.5").replace(",80,", ",0.8,")
+                                  .replace("45.5", "0.455").replace(",75,", ",0.75,")))
+    assert not any("percent" in n for n in fractions.notes)

@@ -4,15 +4,18 @@ Real logs are messy, so the reader accepts Windows line endings, blank lines, ``
 tab separators, quoted cells (a stage name with a comma, CSVLogger's ``"[0.1, 0.2]"``
 vector cells), ``nan``/``inf`` values, an unnamed first column (``DataFrame.to_csv``'s
 index), upper-case headers, a header repeated where files were concatenated, duplicate
-column names (the first is kept) and a last row cut short by a killed process. Epoch
+column names (the first is kept), a separator at the end of every line, decimal commas
+in a ``;``- or tab-separated file and a last row cut short by a killed process. Epoch
 restarts and reversed rows are put in order by `kadvisor.advisor.readers.align.order_rows`.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 
 from kadvisor.advisor.readers.align import order_rows
+from kadvisor.advisor.readers.roles import canonical
 from kadvisor.advisor.readers.run import Run, build, to_float
 from kadvisor.advisor.readers.safeio import read_text
 from kadvisor.errors import InputError
@@ -50,6 +53,10 @@ def parse_csv_text(text: str, source: str = "<text>", columns: dict | None = Non
     if header and header[0] in ("", "Unnamed: 0", "index"):
         skip.add(0)  # pandas' index column
         notes.append("the unnamed first column (a pandas index) is not used")
+    last = len(header) - 1
+    if last > 0 and not header[last] and all(len(r) <= last or not r[last].strip() for r in table[1:]):
+        skip.add(last)  # every line ends with a separator: an empty column, not a broken header
+        notes.append("every line ends with a separator: the empty last column is not used")
     for i, name in enumerate(header):
         if i not in skip and not (name and name.isprintable()):
             raise InputError(f"{source}: not a training log (empty or unreadable column name in column {i + 1} of the header)")
@@ -76,9 +83,12 @@ def parse_csv_text(text: str, source: str = "<text>", columns: dict | None = Non
         notes.append("the last row is incomplete (the writer was stopped mid-row): not used")
     if not rows:
         raise InputError(f"{source}: a header but no epochs; expected one row per epoch")
+    if delimiter != "," and _uses_decimal_commas(rows):
+        rows = [[c.replace(",", ".") if _DECIMAL_COMMA.match(c.strip()) else c for c in r] for r in rows]
+        notes.append("numbers are written with decimal commas (0,5): read as 0.5")
     epoch_col = next((i for n, i in first.items() if n.lower() == "epoch"), None)
     if epoch_col is not None:
-        loss_col = next((i for n, i in first.items() if n.lower() in ("loss", "train_loss")), None)
+        loss_col = next((i for n, i in first.items() if canonical(n)[0] == "loss"), None)
         cell = lambda r, i: to_float(r[i]) if i is not None and i < len(r) else None  # noqa: E731
         keep, relabel, order_notes = order_rows([cell(r, epoch_col) for r in rows],
                                                 [cell(r, loss_col) for r in rows] if loss_col is not None else None)
@@ -92,6 +102,18 @@ def parse_csv_text(text: str, source: str = "<text>", columns: dict | None = Non
         notes.append(f"no epoch column: the rows after the last repeated header are diagnosed ({len(rows)} rows)")
     raw = {name: [row[i] if i < len(row) else None for row in rows] for name, i in first.items()}
     return build(raw, source, notes, columns)
+
+
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+([eE][+-]?\d+)?$")
+
+
+def _uses_decimal_commas(rows: list[list[str]]) -> bool:
+    """Whether a ``;``- or tab-separated table writes its numbers as ``0,5`` (a
+    spreadsheet in a European locale): some cells look like that and no cell holds a
+    point-decimal number, so the two conventions are not mixed."""
+    cells = [c.strip() for r in rows for c in r]
+    return any(_DECIMAL_COMMA.match(c) for c in cells) and not any(
+        "." in c and to_float(c) is not None for c in cells)
 
 
 def detect(path: str, head: str) -> bool:

@@ -6,9 +6,10 @@ layout, ``validation/epoch_loss``; PyTorch and tensorboardX ``loss/train``,
 Hugging Face ``eval_loss``. One set of rules maps them onto Keras's names, which the
 rules read: a split word (train/training, val/valid/validation/eval/evaluation/dev) as a
 tag part or a prefix, Keras's ``epoch_`` tag prefix and Lightning's ``_epoch``/``_step``
-suffixes dropped, ``lr-Adam`` style names read as ``lr``. Test-split metrics and
-bookkeeping (steps, runtimes, throughput, gradient norms) are not curves and are left
-out. Every rename and omission is written to the run's notes, so the report says how
+suffixes dropped, ``lr-Adam`` style names read as ``lr``. Test-split curves are read as
+validation when the log has no validation curves (a train/test log); beside validation
+curves they, and bookkeeping (steps, runtimes, throughput, gradient norms), are not
+curves and are left out. Every rename and omission is written to the run's notes, so the report says how
 the log was read; ``--columns role=name`` overrides the rules.
 """
 
@@ -32,6 +33,7 @@ _BOOKKEEPING = re.compile(
 _METRIC = re.compile(
     r"(loss|acc|auc|f1|precision|recall|iou|dice|mae|mse|rmse|mape|error|top_?\d|perplexity|"
     r"crossentropy|hinge|score|r2|bleu|rouge|wer|cer|kl)", re.IGNORECASE)
+TEST_SPLIT = "test split: "  # why a test-split column was left out, then its base name
 _PRIORITY = {"epoch": 0, None: 1, "step": 2}  # Lightning: an epoch aggregate beats per-step values
 
 
@@ -68,7 +70,7 @@ def canonical(name: str) -> tuple[str | None, str | None, str]:
     if _LR.match(base):
         base = "lr"
     if split == "test":
-        return None, aggregate, "test-split values are not training curves"
+        return None, aggregate, TEST_SPLIT + base
     if _BOOKKEEPING.search(base):
         return None, aggregate, "bookkeeping, not a training curve"
     return ("val_" + base if split == "val" else base), aggregate, ""
@@ -121,6 +123,7 @@ def canonical_columns(raw: dict[str, list], notes: list[str],
         chosen[role] = (-1, match)
         taken.add(match)
         renamed.append(f"{match} as {role} (--columns)")
+    test: dict[str, str] = {}  # base name -> logged name of each test-split curve
     for name, cells in raw.items():
         if name in taken:
             continue
@@ -128,6 +131,9 @@ def canonical_columns(raw: dict[str, list], notes: list[str],
             out.setdefault("epoch", cells)
             continue
         new, aggregate, why = canonical(name)
+        if new is None and why.startswith(TEST_SPLIT):
+            test.setdefault(why[len(TEST_SPLIT):], name)
+            continue
         if new is None:
             left_out.append(f"{name} ({why})")
             continue
@@ -142,6 +148,17 @@ def canonical_columns(raw: dict[str, list], notes: list[str],
         chosen[new] = (rank, name)
         if new != name:
             renamed.append(f"{name} as {new}")
+    # A log with a test curve per epoch and no validation one (train/test, as many
+    # PyTorch scripts log it) held the test split out the way a validation split is:
+    # its curves are read as validation. Beside validation curves (Lightning's final
+    # `trainer.test`), test values are not training curves.
+    held_out = not any(k.startswith("val_") for k in out)
+    for base, name in test.items():
+        if held_out and "val_" + base not in out:
+            out["val_" + base] = raw[name]
+            renamed.append(f"{name} as val_{base} (no validation curves: the test split is the held-out one)")
+        else:
+            left_out.append(f"{name} (test-split values beside validation curves are not training curves)")
     lowered = [r for r in renamed if r.split(" as ")[0].lower() == r.split(" as ")[1]]
     if lowered and len(lowered) == len(renamed):
         notes.append("column names read case-insensitively (" + ", ".join(renamed[:6]) + ")")

@@ -8,11 +8,13 @@ the user how the log was read (renamed columns, dropped text, restarts, reductio
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
+from kadvisor.advisor.curves import higher_is_better
 from kadvisor.advisor.readers.roles import TEXT_COLUMNS, canonical_columns, is_recognisable, require_recognisable
 from kadvisor.errors import InputError
 
@@ -146,12 +148,37 @@ def build(raw: dict[str, list], source: str, notes: list[str] | None = None,
     if unused:
         notes.append(f"text column{'s' if len(unused) > 1 else ''} {', '.join(unused)} not used (not numbers)")
     _require_values(columns, text, nonfinite, list(raw), source)
+    in_percent = fractions_from_percent(columns)
+    if in_percent:
+        notes.append(f"{', '.join(in_percent)} logged in percent: read as fractions (÷100), as Keras logs them")
     if epoch_array is not None and np.isnan(epoch_array).any():
         notes.append("the epoch column has missing or non-numeric cells: epochs are numbered by row")
         epoch_array = None  # a broken epoch column is worse than none
     if epoch_array is None and epochs is not None:
         epoch_array = np.asarray(epochs, dtype=float)
     return Run(columns=columns, text=text, epochs=epoch_array, source=source, nonfinite=nonfinite, notes=notes)
+
+
+# Metrics that are shares of something (of examples, of pixels, of the ROC square):
+# Keras logs them in [0, 1], PyTorch and Lightning users often in percent.
+_SHARE_METRIC = re.compile(r"(acc|precision|recall|f1|iou|io_u|dice|auc)", re.IGNORECASE)
+
+
+def fractions_from_percent(columns: dict[str, np.ndarray]) -> list[str]:
+    """Divides by 100, in place, each share metric logged in percent; returns their names.
+
+    A metric and its validation twin are judged together: in percent when every value
+    of both is in [0, 100] and some are above 1, which a fraction cannot be.
+    """
+    changed = []
+    for name in sorted({n.removeprefix("val_") for n in columns if _SHARE_METRIC.search(n)}):
+        pair = [n for n in (name, "val_" + name) if n in columns]
+        values = np.concatenate([columns[n][np.isfinite(columns[n])] for n in pair])
+        if values.size and values.min() >= 0 and 1 < values.max() <= 100 and higher_is_better(name):
+            for n in pair:
+                columns[n] = columns[n] / 100.0
+            changed += pair
+    return changed
 
 
 def _require_values(columns, text, nonfinite, names, source) -> None:
