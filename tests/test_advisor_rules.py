@@ -255,6 +255,34 @@ def test_overfitting_on_growing_metric_gap():
     assert not found("overfitting", small)
 
 
+def test_overfitting_when_training_is_memorised_and_validation_is_not():
+    """Training accuracy 1.000, validation stuck 8 points lower with its loss still
+    easing down (an unregularised CNN on 8 digits per class ends so): a gap under
+    overfit_gap, but all of validation's error is one training does not make."""
+    accuracy = np.minimum(1.0, 0.1 + T / 10)
+    val_accuracy = np.minimum(0.92, 0.1 + T / 12)
+    curves = {"loss": decay(end=0.01), "val_loss": decay(end=0.32, rate=0.15),
+              "accuracy": accuracy, "val_accuracy": val_accuracy}
+    r = run_rule("overfitting", curves)
+    assert r is not None and r.is_problem and r.evidence["train_error"] == 0.0
+    almost = {**curves, "accuracy": np.minimum(0.98, accuracy)}  # 2 points of training error left
+    assert not found("overfitting", almost)
+    closer = {**curves, "val_accuracy": np.minimum(0.97, 0.1 + T / 12)}  # 3 points: too small to act on
+    assert not found("overfitting", closer)
+
+
+
+@pytest.mark.parametrize("dropout, first", [(0.0, "model.dropout"), (0.3, "optimizer.weight_decay"),
+                                            (None, "optimizer.weight_decay")])
+def test_overfitting_without_dropout_leads_with_dropout(dropout, first):
+    """A recipe without dropout gets dropout first (weight decay at Adam's rates did not
+    act on such a run, see `generalisation.regularise`); otherwise weight decay leads."""
+    run = from_mapping(overfit(1.0))
+    run.recipe = {} if dropout is None else {"model": {"dropout": dropout}}
+    r = RULES["overfitting"].fn(RunFeatures.from_run(run), thresholds_for(None, {}))
+    assert r.is_problem and list(r.actions[0].patch) == [first]
+
+
 # underfitting -----------------------------------------------------------------------
 
 def test_underfitting():
