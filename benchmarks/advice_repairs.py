@@ -41,7 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from repair_scenarios import SCENARIOS, Scenario, by_name  # noqa: E402
+from repair_scenarios import HELD_OUT, SCENARIOS, Scenario, by_name  # noqa: E402
 
 # Paths the advisor's actions patch, with how a random change moves each.
 RANDOM_CHANGES = {
@@ -235,8 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="scenario names (default: all)")
     parser.add_argument("--phase", choices=["before", "random", "advised", "report"], action="append")
     parser.add_argument("--save-curves", action="store_true")
+    parser.add_argument("--scenarios", choices=["shipped", "held-out"], default="shipped",
+                        help="held-out: the scenarios the rules were never refined on")
     args = parser.parse_args(argv)
-    scenarios = [by_name(n) for n in args.only] if args.only else SCENARIOS
+    scenarios = [by_name(n) for n in args.only] if args.only else (
+        HELD_OUT if args.scenarios == "held-out" else SCENARIOS)
     phases = set(args.phase or ["before", "random", "advised"]) - {"report"}
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
