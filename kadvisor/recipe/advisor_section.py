@@ -104,8 +104,9 @@ class AdvisorSection:
         "the end", gt(0),
     )
     plateau_at: float = option(
-        0.4, "plateau: validation (val_loss, else the metric) settled within one RMS "
-        "zig-zag of its best before this fraction of the run", between(0, 1),
+        0.4, "plateau: validation (val_loss, else the metric) made its last progress "
+        "(reached its best, or settled within one RMS zig-zag of it) before this fraction "
+        "of the run", between(0, 1),
     )
     plateau_tolerance: float = option(
         0.02, "a change smaller than this fraction of a curve's level is no progress "
