@@ -2,9 +2,11 @@
 
     python benchmarks/advice_repairs.py [--work DIR] [--jobs 2] [--only NAME ...]
                                         [--phase before|random|advised|report] [--save-curves]
+                                        [--scenarios shipped|held-out]
 
 For every scenario of ``benchmarks/repair_scenarios.py`` (24 runs with one known cause,
-3 healthy controls):
+3 healthy controls; ``--scenarios held-out``: 21 + 3 written after the rules, never used to
+refine them):
 
 1. *before*: fit the mis-tuned recipe;
 2. *advised*: ``kadvisor diagnose RUN --apply next.toml`` (the first action), fit next.toml;
@@ -20,7 +22,8 @@ Runs are kept in ``--work`` (default ``benchmarks/out/repairs``) and reused: a s
 invocation fits only what is missing, so ``--phase advised`` after changing the rules
 re-fits only the advised runs (delete ``WORK/*/advised*`` first). ``--save-curves``
 copies each mis-tuned run's history, recipe and data facts (no model) into
-``tests/data/repair_runs/`` — the real curves of known cause the rule tests read.
+``tests/data/repair_runs/`` (``repair_runs_held_out/`` with ``--scenarios held-out``) —
+the real curves of known cause the rule tests read.
 """
 
 from __future__ import annotations
@@ -157,13 +160,12 @@ def run_scenario(s: Scenario, work: str, phases: set[str]) -> dict:
         path, value = random_change(s, read_recipe_dict(recipe_file))
         row["random_change"] = f"{path}={_toml_value(value)}"
         row["random"] = test_accuracy(fit_one(recipe_file, [row["random_change"]], os.path.join(base, "random")))
-    if "advised" in phases or finished(os.path.join(base, "advised")):
-        advice = advise(before_dir, os.path.join(base, "next.toml"))
-        row.update(advice)
-        if advice["action"] is None:
-            row["advised"] = row["before"]
-        else:
-            row["advised"] = test_accuracy(fit_one(os.path.join(base, "next.toml"), [], os.path.join(base, "advised")))
+    advice = advise(before_dir, os.path.join(base, "next.toml"))  # cheap: always, so a report has every row
+    row.update(advice)
+    if advice["action"] is None:
+        row["advised"] = row["before"]
+    elif "advised" in phases or finished(os.path.join(base, "advised")):
+        row["advised"] = test_accuracy(fit_one(os.path.join(base, "next.toml"), [], os.path.join(base, "advised")))
     return row
 
 
@@ -211,10 +213,10 @@ def report(rows: list[dict]) -> None:
     print(f"healthy controls: {counts['controls']}, harmed by the advice: {counts['controls_harmed']}")
 
 
-def save_curves(work: str) -> None:
-    """Copies each mis-tuned run's contract files (no model) into tests/data/repair_runs/."""
-    target = os.path.join(ROOT, "tests", "data", "repair_runs")
-    for s in SCENARIOS:
+def save_curves(work: str, scenarios: list[Scenario], folder: str = "repair_runs") -> None:
+    """Copies each run's contract files (no model) into ``tests/data/FOLDER/``."""
+    target = os.path.join(ROOT, "tests", "data", folder)
+    for s in scenarios:
         src = os.path.join(work, slug(s.name), "before")
         if not finished(src):
             continue
@@ -224,7 +226,7 @@ def save_curves(work: str) -> None:
             shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
     with open(os.path.join(target, "causes.json"), "w", encoding="utf-8") as fh:
         json.dump({slug(s.name): {"cause": s.cause, "expect": list(s.expect), "healthy": s.healthy,
-                                  "base": s.base, "overrides": list(s.overrides)} for s in SCENARIOS},
+                                  "base": s.base, "overrides": list(s.overrides)} for s in scenarios},
                   fh, indent=1)
 
 
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     report(rows)
     print(f"({time.perf_counter() - start:.0f} s)")
     if args.save_curves:
-        save_curves(args.work)
+        save_curves(args.work, scenarios, "repair_runs_held_out" if args.scenarios == "held-out" else "repair_runs")
     return 0
 
 
