@@ -42,7 +42,7 @@ def capture(*args, **kwargs):
 def test_text_report_and_diagnosis_json(run_dir):
     code, text = capture(str(run_dir))
     assert code == 0
-    assert "overfitting" in text and "optimizer.weight_decay: 0 → 0.0001" in text
+    assert "overfitting" in text and "model.dropout: 0 → 0.2" in text  # the recipe has no dropout: it leads
     assert "\033[" not in text
     saved = json.loads((run_dir / "diagnosis.json").read_text())
     assert saved["findings"][0]["rule"] == "overfitting"
@@ -92,15 +92,16 @@ def test_apply_writes_a_valid_recipe_with_the_top_action(run_dir, tmp_path):
     out = tmp_path / "next.toml"
     _, text = capture(str(run_dir), apply=str(out))
     recipe = load_recipe(str(out))
-    assert recipe.optimizer.weight_decay == pytest.approx(1e-4)
+    assert recipe.model.dropout == pytest.approx(0.2)
     assert "# kadvisor diagnose: overfitting" in out.read_text()
-    assert "+weight_decay = 0.0001" in text  # the unified diff
+    assert "+dropout = 0.2" in text  # the unified diff
 
 
 def test_apply_second_action_and_user_recipe_keeps_comments(run_dir, tmp_path):
     user = tmp_path / "mine.toml"
     user.write_text("# my birds experiment\n[model]\ndropout = 0.1  # light dropout\n")
     out = tmp_path / "next.toml"
+    # The user's recipe has dropout, so weight decay leads and dropout is action 2.
     capture(str(run_dir), apply=str(out), action=2, recipe=str(user))
     text = out.read_text()
     assert "# my birds experiment" in text

@@ -63,7 +63,7 @@ def test_command_writes_every_diagnosis_and_applies_the_consensus(parent, tmp_pa
     for i in (1, 2, 3):
         assert (parent / f"fold-{i}" / "diagnosis.json").exists()
     assert "# cross-validated" in out.read_text()
-    assert load_recipe(str(out)).optimizer.weight_decay == pytest.approx(1e-4)
+    assert load_recipe(str(out)).model.dropout == pytest.approx(0.2)  # the recipe has none: dropout leads
     assert (tmp_path / "folds.png").read_bytes()[:4] == b"\x89PNG"
 
 

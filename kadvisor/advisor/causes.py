@@ -23,7 +23,9 @@ The causes, in the order they are checked (the first that applies wins):
 5. too few optimizer updates per epoch (a batch as large as the training set);
 6. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
 7. skewed classes (``class_imbalance``) come before curve symptoms;
-8. a run still clearly improving when it ended: validation better than training and
+8. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
+   loss, noisy validation and high training loss are folded into it;
+9. a run still clearly improving when it ended: validation better than training and
    underfitting are what an unfinished regularised run looks like, so "train longer" leads.
 
 Without a recipe only what the curves make evident is used (a loss at ln K).
@@ -47,6 +49,7 @@ _OPTIMISATION_SYMPTOMS = {"noisy_validation", "underfitting", "plateau", "still_
                           "slow_convergence", "val_better_than_train", "unstable", "stalled",
                           "overfitting"}
 _UNFINISHED_SYMPTOMS = {"val_better_than_train", "underfitting"}
+_STUCK_SYMPTOMS = {"unstable", "noisy_validation", "underfitting"}
 _SLOW_SYMPTOMS = {"still_improving", "underfitting", "slow_convergence", "plateau",
                   "val_better_than_train", "noisy_validation"}
 
@@ -75,6 +78,12 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
     imbalance = _first(found, {"class_imbalance"})
     if imbalance is not None:
         return [imbalance] + [x for x in found if x is not imbalance]
+    stuck = _first(found, {"stalled"})
+    if stuck is not None and stuck.actions:
+        # Nothing is learned and nothing in the recipe says why: a loss wobbling about
+        # its constant, noise around a constant validation and a training loss that
+        # stays high are what "not learning" looks like, not separate problems.
+        return _fold((stuck, stuck.actions[0], _STUCK_SYMPTOMS), found)
     unfinished = _first(found, {"still_improving"})
     if unfinished is not None and unfinished.actions:
         # A run stopped while validation still clearly improves has not shown what its

@@ -126,9 +126,6 @@ def unstable(f: RunFeatures, th: dict) -> Finding | None:
     zigzag = training_zigzag(f)
     if len(found) < th["unstable_spikes"] and zigzag < th["unstable_noise"]:
         return None
-    no_learning = stalled(f, th)
-    if no_learning is not None and no_learning.is_problem and len(found) < th["unstable_spikes"]:
-        return None  # a flat loss wobbling about its constant is `stalled`, not unstable
     epochs = [f.epoch_label(i) for i in found]
     if len(found) >= th["unstable_spikes"]:
         how = f"spiked {len(found)} times (epochs {', '.join(map(str, epochs[:5]))})"
