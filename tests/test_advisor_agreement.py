@@ -46,7 +46,7 @@ def test_agreement_with_the_readers_on_every_labelled_curve(corpus):
     truth, _, runs = corpus
     pred = {n: advisor_agreement.predict(runs[n]) for n in truth}
     rows, macro = advisor_agreement.score(truth, pred)
-    assert macro >= 0.67, rows
+    assert macro >= 0.70, rows
     f1 = {r[0]: r[4] for r in rows}
     assert f1["overfitting"] >= 0.85 and f1["noisy_validation"] >= 0.75 and f1["val_better_than_train"] >= 0.75
 
@@ -67,7 +67,7 @@ def test_grouped_cross_validation_does_not_regress(corpus, firing):
 
     truth, groups, runs = corpus
     rows, macro, per_fold, _ = advisor_agreement.cross_validate(truth, groups, runs, 5, firing)
-    assert macro >= 0.65, rows
+    assert macro >= 0.69, rows
     assert len(per_fold) == 5
 
 
