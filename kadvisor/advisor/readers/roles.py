@@ -9,8 +9,8 @@ tag part or a prefix, Keras's ``epoch_`` tag prefix and Lightning's ``_epoch``/`
 suffixes dropped, ``lr-Adam`` style names read as ``lr``. Test-split curves are read as
 validation when the log has no validation curves (a train/test log); beside validation
 curves they, and bookkeeping (steps, runtimes, throughput, gradient norms), are not
-curves and are left out. Every rename and omission is written to the run's notes, so the report says how
-the log was read; ``--columns role=name`` overrides the rules.
+curves and are left out. Every rename and omission is written to the run's notes, so
+the report says how the log was read; ``--columns role=name`` overrides the rules.
 """
 
 from __future__ import annotations
