@@ -122,17 +122,19 @@ class Firing:
     def __init__(self, runs: dict, base: dict):
         self.features = {n: RunFeatures.from_run(r) for n, r in runs.items() if r is not None}
         self.base = base
-        self._cache: dict[tuple[str, float], dict[str, bool]] = {}
+        self._cache: dict[tuple, dict[str, bool]] = {}
 
     def fires(self, label: str, value: float) -> dict[str, bool]:
-        key = (label, value)
+        """Curve name → whether ``label`` fires with its fitted threshold at ``value``."""
+        return self.fires_with(label, ((FITTED[label][0], value),))
+
+    def fires_with(self, label: str, overrides: tuple[tuple[str, float], ...]) -> dict[str, bool]:
+        """Curve name → whether ``label`` fires with these (threshold, value) pairs."""
+        key = (label, overrides)
         if key not in self._cache:
-            th = {**self.base, FITTED[label][0]: value}
-            out = {}
-            for name, f in self.features.items():
-                found, _ = evaluate(f, th, [label], f.last_stage())
-                out[name] = bool(found)
-            self._cache[key] = out
+            th = {**self.base, **dict(overrides)}
+            self._cache[key] = {name: bool(evaluate(f, th, [label], f.last_stage())[0])
+                                for name, f in self.features.items()}
         return self._cache[key]
 
 
@@ -148,6 +150,16 @@ def fit(firing: Firing, truth: dict[str, set[str]], names: list[str]) -> dict:
     return th
 
 
+def grouped_folds(truth: dict, groups: dict, folds: int):
+    """(training names, held-out names) of each scikit-learn ``GroupKFold`` split of
+    the labelled curves by their manifest ``group``."""
+    from sklearn.model_selection import GroupKFold
+
+    names = sorted(truth)
+    for train, test in GroupKFold(n_splits=folds).split(names, groups=[groups[n] for n in names]):
+        yield [names[j] for j in train], [names[j] for j in test]
+
+
 def cross_validate(truth, groups, runs, folds: int, firing: Firing | None = None) -> tuple[list, float, list, list]:
     """The grouped cross-validated agreement (see the module docstring).
 
@@ -155,16 +167,10 @@ def cross_validate(truth, groups, runs, folds: int, firing: Firing | None = None
         (per-label rows and macro-F1 of the pooled held-out predictions, the macro-F1
         of each fold, the thresholds chosen in each fold).
     """
-    from sklearn.model_selection import GroupKFold
-
-    names = sorted(truth)
     firing = firing or Firing(runs, rubric_base())
     held_out: dict[str, set[str]] = {}
     per_fold, chosen = [], []
-    splitter = GroupKFold(n_splits=folds)
-    for i, (train, test) in enumerate(splitter.split(names, groups=[groups[n] for n in names])):
-        fit_on = [names[j] for j in train]
-        test_on = [names[j] for j in test]
+    for fit_on, test_on in grouped_folds(truth, groups, folds):
         th = fit(firing, truth, fit_on)
         chosen.append({p: th[p] for p, _ in FITTED.values()})
         pred = {n: predict(runs[n], th) for n in test_on}
@@ -191,13 +197,20 @@ def _print_rows(rows) -> None:
         print(f"{label:24s} {n:3d} {p:6.2f} {r:6.2f} {f1:6.2f}")
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> tuple[str, int]:
+    """(curves directory, folds) from ``[CURVES_DIR] [--folds N]``; the directory
+    defaults to ../shared/curves, else the copy in tests/data/labelled_curves."""
     args = [a for a in argv[1:] if not a.startswith("-")]
-    shared = os.path.join(ROOT, "..", "shared", "curves")
-    base = args[0] if args else (shared if os.path.isdir(shared) else os.path.join(ROOT, "tests", "data", "labelled_curves"))
     folds = int(argv[argv.index("--folds") + 1]) if "--folds" in argv else 5
     if "--folds" in argv:
         args = [a for a in args if a != str(folds)]
+    shared = os.path.join(ROOT, "..", "shared", "curves")
+    default = shared if os.path.isdir(shared) else os.path.join(ROOT, "tests", "data", "labelled_curves")
+    return (args[0] if args else default), folds
+
+
+def main(argv: list[str]) -> int:
+    base, folds = parse_args(argv)
     truth, groups, runs = load(base)
     start = time.perf_counter()
     if "--fit" in argv:

@@ -51,30 +51,14 @@ SECOND: dict[str, tuple[str, list[float]]] = {
 }
 
 
-def _splits(truth: dict, groups: dict, folds: int):
-    from sklearn.model_selection import GroupKFold
-
-    names = sorted(truth)
-    for train, test in GroupKFold(n_splits=folds).split(names, groups=[groups[n] for n in names]):
-        yield [names[j] for j in train], [names[j] for j in test]
-
-
 def two_thresholds(truth, groups, runs, folds: int) -> float:
     """Grouped-CV macro-F1 with two thresholds per label fitted together."""
     base = A.rubric_base()
     for param, candidates in SECOND.values():
         base[param] = candidates[0]
-    features = {n: A.RunFeatures.from_run(r) for n, r in runs.items() if r is not None}
-    cache: dict = {}
-
-    def fires(label: str, combo: tuple) -> dict[str, bool]:
-        if (label, combo) not in cache:
-            th = {**base, **dict(combo)}
-            cache[label, combo] = {n: bool(evaluate(f, th, [label], f.last_stage())[0]) for n, f in features.items()}
-        return cache[label, combo]
-
+    firing = A.Firing(runs, base)
     held: dict[str, set[str]] = {}
-    for fit_on, test_on in _splits(truth, groups, folds):
+    for fit_on, test_on in A.grouped_folds(truth, groups, folds):
         th = dict(base)
         for label, (param, candidates) in A.FITTED.items():
             grids = [[(param, v) for v in candidates]]
@@ -83,7 +67,7 @@ def two_thresholds(truth, groups, runs, folds: int) -> float:
             combos = list(itertools.product(*grids))
 
             def f1(combo: tuple) -> float:
-                on = fires(label, combo)
+                on = firing.fires_with(label, combo)
                 return A._prf(label, truth, {n: {label} if on.get(n) else set() for n in fit_on}, fit_on)[3]
 
             th.update(dict(max(combos, key=lambda c: (round(f1(c), 6), c == combos[0]))))
@@ -136,7 +120,7 @@ def learned(truth, groups, runs, folds: int, strength: float) -> float:
     names = sorted(truth)
     X = {n: measurements(runs[n], labels, th) for n in names}
     held = {n: set() for n in names}
-    for fit_on, test_on in _splits(truth, groups, folds):
+    for fit_on, test_on in A.grouped_folds(truth, groups, folds):
         train = np.array([X[n] for n in fit_on])
         mean, std = train.mean(0), train.std(0) + 1e-9
         test = (np.array([X[n] for n in test_on]) - mean) / std
@@ -155,11 +139,7 @@ def learned(truth, groups, runs, folds: int, strength: float) -> float:
 
 def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")  # lbfgs convergence chatter on tiny folds
-    args = [a for a in argv[1:] if not a.startswith("-")]
-    folds = int(argv[argv.index("--folds") + 1]) if "--folds" in argv else 5
-    args = [a for a in args if a != str(folds)] if "--folds" in argv else args
-    shared = os.path.join(ROOT, "..", "shared", "curves")
-    base = args[0] if args else (shared if os.path.isdir(shared) else os.path.join(ROOT, "tests", "data", "labelled_curves"))
+    base, folds = A.parse_args(argv)
     truth, groups, runs = A.load(base)
     start = time.perf_counter()
     print(f"grouped {folds}-fold CV macro-F1 on {len(truth)} curves:")

@@ -29,6 +29,7 @@ from kadvisor.models import build_model
 from kadvisor.recipe import recipe_from_dict
 from kadvisor.training import custom_step
 from kadvisor.training.devices import build_strategy
+from test_resume import wait_for_rows
 from kadvisor.training.loop import train_stages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,24 +242,12 @@ def test_accumulate_2_under_mirrored_equals_twice_the_batch():
 
 # A worker killed mid-run.
 
-def _wait_for_rows(run_parent: Path, rows: int, process, timeout: float = WAIT) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for history in run_parent.glob("*/history.csv"):
-            if len(rundir.read_history_rows(history)) >= rows:
-                return history.parent
-        if process.poll() is not None:
-            pytest.fail(f"the chief ended early: {process.stderr.read()[-2000:]}")
-        time.sleep(0.05)
-    pytest.fail("the run did not reach the epoch to kill a worker at")
-
-
 @pytest.mark.slow
 def test_killed_worker_stops_the_other_in_bounded_time_and_the_run_resumes(tmp_path):
     recipe = _write_recipe(tmp_path, all_epochs=4, timeout=20)
     chief = _start([str(recipe), "--out", str(tmp_path / "out0")], tmp_path)
     other = _start([str(recipe), "--out", str(tmp_path / "out1"), "--worker-index", "1"], tmp_path)
-    run_dir = _wait_for_rows(tmp_path / "out0", 2, chief)
+    run_dir = wait_for_rows(tmp_path / "out0", 2, chief, timeout=WAIT)
     other.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     (rc, _, err), = _finish(chief, timeout=60)

@@ -59,16 +59,19 @@ def _start_fit(recipe: Path, out: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for_rows(out: Path, rows: int, process, timeout: float = 120) -> Path:
+def wait_for_rows(out: Path, rows: int, process, timeout: float = 120) -> Path:
+    """The run directory under ``out`` once its history has ``rows`` epochs (the
+    moment to kill or interrupt ``process``); fails if the process ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for history in out.glob("*/history.csv"):
             if len(rundir.read_history_rows(history)) >= rows:
                 return history.parent
         if process.poll() is not None:
-            pytest.fail(f"fit ended early: {process.stderr.read().decode()[-2000:]}")
+            err = process.stderr.read()
+            pytest.fail(f"the run ended early: {(err.decode() if isinstance(err, bytes) else err)[-2000:]}")
         time.sleep(0.02)
-    pytest.fail("fit did not reach the epoch to kill it at")
+    pytest.fail("the run did not reach the epoch to stop it at")
 
 
 def _epochs_and_stages(run_dir: Path):
@@ -82,7 +85,7 @@ def test_sigkill_mid_run_then_resume_gives_every_epoch_once(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text(STAGED)
     process = _start_fit(recipe, tmp_path / "runs")
-    run_dir = _wait_for_rows(tmp_path / "runs", 4, process)  # inside the fine-tuning stage
+    run_dir = wait_for_rows(tmp_path / "runs", 4, process)  # inside the fine-tuning stage
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert json.loads((run_dir / rundir.METRICS).read_text())["status"] == "running"
@@ -108,7 +111,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(tmp_path):
     # the machine is.
     recipe.write_text(STAGED.replace('"train.epochs" = 5', '"train.epochs" = 30'))
     process = _start_fit(recipe, tmp_path / "runs")
-    run_dir = _wait_for_rows(tmp_path / "runs", 3, process)
+    run_dir = wait_for_rows(tmp_path / "runs", 3, process)
     assert process.poll() is None, "the run finished before it could be interrupted"
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
