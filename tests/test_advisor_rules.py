@@ -201,15 +201,33 @@ def test_slow_convergence():
     assert not found("slow_convergence", {"loss": bent, "val_loss": bent})
     fast = np.linspace(4.0, 0.2, N)  # straight but fast: converging, not slow
     assert not found("slow_convergence", {"loss": fast, "val_loss": fast})
+    # The rubric reads it off training: validation flat beside it is a plateau as well.
     flat_val = np.concatenate([np.linspace(2.1, 1.5, 10), 1.5 + 0.01 * ZIG[10:]])
-    assert not found("slow_convergence", {"loss": line, "val_loss": flat_val})  # val settled
+    assert found("slow_convergence", {"loss": line, "val_loss": flat_val})
     assert run_rule("slow_convergence", {"loss": line[:5]}).status == "undecided"
 
 
 def test_slow_convergence_borderline_rate():
-    line = np.linspace(2.0, 1.0, N)  # ~2.6% per epoch at the end: above slow_rate 0.02
-    assert not found("slow_convergence", {"loss": line, "val_loss": line})
+    line = np.linspace(2.0, 1.0, N)  # ~2.6% per epoch at the end: between 0.02 and 0.03
+    assert not found("slow_convergence", {"loss": line, "val_loss": line}, slow_rate=0.02)
     assert found("slow_convergence", {"loss": line, "val_loss": line}, slow_rate=0.03)
+
+
+def test_slow_convergence_read_from_a_low_logged_learning_rate():
+    # Bending, so the shape alone does not show it; at a logged rate of 1e-6 it does.
+    bent = 1.5 + 0.5 * (1 - T / (N - 1)) ** 1.5
+    curves = {"loss": bent, "val_loss": bent * 1.05}
+    assert not found("slow_convergence", {**curves, "lr": np.full(N, 1e-3)})
+    r = run_rule("slow_convergence", {**curves, "lr": np.full(N, 1e-6)})
+    assert r.is_problem and r.evidence["learning_rate"] == 1e-6 and "1e-06" in r.summary
+    flat = np.full(N, 1.5) + 0.001 * ZIG  # a low rate and nothing falling: not slow, stuck
+    assert not found("slow_convergence", {"loss": flat, "val_loss": flat, "lr": np.full(N, 1e-6)})
+
+
+def test_slow_convergence_never_beside_a_loss_running_away():
+    away = -np.linspace(1e4, 1e6, N)  # a straight line, "falling" without end: diverged
+    assert found("diverged", {"loss": away, "val_loss": away})
+    assert not found("slow_convergence", {"loss": away, "val_loss": away}, slow_rate=1.0)
 
 
 # overfitting ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 
 from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
-from kadvisor.advisor.rules.setup import get_path
+from kadvisor.advisor.readers.run import get_path
 
 # Base learning rates practitioners use: (low, high, a good first choice). Adam-family
 # rates are scale-free (the step is normalised), SGD's scale with the gradient.
@@ -32,6 +32,9 @@ USUAL_LEARNING_RATE = {
 # one may be fine-tuning a pretrained backbone), and the first choice is one every
 # optimizer above tolerates.
 ANY_OPTIMIZER = (1e-4, 1.0, 1e-2)
+# A logged rate this low is a tenth of the low end of every range above: small steps for
+# any optimizer, even a fine-tuning one.
+LOW_LOGGED_LEARNING_RATE = 1e-5
 # Regularisers beyond these are no longer "some regularisation" but the cause of a fit
 # that fails: dropout that drops most features, decoupled weight decay that shrinks the
 # weights by a large part of themselves every epoch (lr × decay × updates per epoch).
@@ -151,6 +154,15 @@ class RunContext:
         if lr < low and not self.lr_from_log:  # a bare log may be fine-tuning, where 1e-5 is usual
             return "low", low / lr
         return None
+
+    def learning_rate_is_low(self) -> bool:
+        """Whether the run's steps are known to be small: a recipe rate below its
+        optimizer's usual range, or a logged rate that never exceeded
+        `LOW_LOGGED_LEARNING_RATE`."""
+        if self.lr_from_log:
+            return self.learning_rate is not None and 0 < self.learning_rate <= LOW_LOGGED_LEARNING_RATE
+        verdict = self.learning_rate_verdict()
+        return verdict is not None and verdict[0] == "low"
 
     def usual_learning_rate(self) -> float | None:
         """A good first learning rate for the run's optimizer."""

@@ -122,7 +122,7 @@ class AdvisorSection:
         "fraction of its pace over the quarter before (not flattening)", between(0, 2),
     )
     slow_rate: float = option(
-        0.02, "slow_convergence: training loss falls less than this fraction of itself per "
+        0.03, "slow_convergence: training loss falls less than this fraction of itself per "
         "epoch at the end (it would need 20+ epochs to halve)", gt(0),
     )
     linear_r2: float = option(

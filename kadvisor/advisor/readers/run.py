@@ -19,6 +19,16 @@ from kadvisor.advisor.readers.roles import TEXT_COLUMNS, canonical_columns, is_r
 from kadvisor.errors import InputError
 
 
+def get_path(tree: dict | None, path: str, default: Any = None) -> Any:
+    """Reads a dotted path from a nested dict (the recipe), ``default`` if absent."""
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
 @dataclass
 class Run:
     """One training run as the advisor sees it.

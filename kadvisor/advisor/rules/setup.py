@@ -14,17 +14,8 @@ import numpy as np
 from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, ramp, undecided
+from kadvisor.advisor.readers.run import get_path
 from kadvisor.advisor.rules.registry import rule
-
-
-def get_path(tree: dict | None, path: str, default: Any = None) -> Any:
-    """Reads a dotted path from a nested dict (the recipe), ``default`` if absent."""
-    node: Any = tree
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def _train_counts(data: dict | None) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kadvisor.advisor import curves as C
+from kadvisor.advisor.context import RunContext
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, ramp, undecided
 from kadvisor.advisor.rules.registry import rule
@@ -216,36 +217,61 @@ def _straight_and_slow(x: np.ndarray, th: dict) -> tuple[float, float, float]:
     return pace, float(r * r) if np.isfinite(r) else 0.0, rate
 
 
+def _visibly_falling(x: np.ndarray) -> bool:
+    """Whether a curve fell over its second half by more than it zig-zags there."""
+    half = x[x.size // 2 :]
+    fall = -C.slope(half) * (half.size - 1)
+    return bool(fall > C.zigzag_rms(half))
+
+
 @rule("slow_convergence")
 def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
-    """Training loss falls steadily, in a straight line, slowly, far from flattening —
-    with validation following it down and no overfitting gap: the learning rate looks
-    too low."""
+    """Training loss falls steadily and slowly, far from flattening, with no overfitting
+    gap: the learning rate looks too low.
+
+    A curve shows a low rate by falling in a straight line that does not flatten
+    (training loss and metric alike); when the run itself says its rate is low
+    (`RunContext.learning_rate_is_low`), a loss still falling slowly at the end is
+    enough. Validation is not asked to follow: the rubric reads this off training, and
+    a plateau beside it is a finding of its own.
+    """
     x = _finite_loss(f)
     if x is None or x.size < th["min_epochs"]:
         return undecided("slow_convergence", f"fewer than {th['min_epochs']} epochs")
     pace, r2, rate = _straight_and_slow(C.fill_gaps(f.loss), th)
-    if not (pace >= th["slow_pace"] and r2 >= th["linear_r2"] and 0 < rate <= th["slow_rate"]):
+    if not 0 < rate <= th["slow_rate"]:
         return None
-    if f.bounded and f.train_err is not None:  # the metric must not be flattening either
-        metric_pace = C.pace_ratio(C.fill_gaps(f.train_err))
-        if not metric_pace >= th["slow_pace"]:
+    blown = diverged(f, th)
+    if blown is not None and blown.is_problem:
+        return None  # a loss running away is the opposite of steps too small
+    ctx = RunContext.from_features(f)
+    low_rate = ctx.learning_rate_is_low() and _visibly_falling(C.fill_gaps(f.loss))
+    if not low_rate:
+        if not (pace >= th["slow_pace"] and r2 >= th["linear_r2"]):
             return None
+        if f.bounded and f.train_err is not None:  # the metric must not be flattening either
+            metric_pace = C.pace_ratio(C.fill_gaps(f.train_err))
+            if not metric_pace >= th["slow_pace"]:
+                return None
     if f.val_loss is not None and np.isfinite(f.val_loss).sum() >= 3:
         end = float(f.val_loss_trend[-1])
         if end > 0 and 1 - float(f.loss_trend[-1]) / end >= th["overfit_loss_gap"]:
             return None  # generalisation, not speed, is the limit
-    curves = f.val_curves()
-    if curves and C.settled_index(curves[0][1]) < f.n - f.tail_epochs(th):
-        return None  # validation settled before the end: a faster rate would not help
+    if low_rate:
+        how = (f"training loss still falls by {100 * rate:.1f}% per epoch at the end, at a learning "
+               f"rate of {ctx.learning_rate:g}: the steps are small")
+        confidence = 0.7
+    else:
+        how = (f"training loss still falls in a straight line (R²={r2:.2f} over the second half, last "
+               f"quarter at {100 * pace:.0f}% of the pace before) by only {100 * rate:.1f}% per epoch: "
+               "the learning rate looks too low")
+        confidence = 0.5 + 0.5 * ramp(pace, th["slow_pace"], 1.0) * ramp(r2, th["linear_r2"], 1.0)
     return Finding(
-        "slow_convergence", "warning", 0.5 + 0.5 * ramp(pace, th["slow_pace"], 1.0) * ramp(r2, th["linear_r2"], 1.0),
-        f"training loss still falls in a straight line (R²={r2:.2f} over the second half, last "
-        f"quarter at {100 * pace:.0f}% of the pace before) by only {100 * rate:.1f}% per epoch: "
-        "the learning rate looks too low",
-        {"r2": r2, "pace_ratio": pace, "fall_per_epoch": rate},
+        "slow_convergence", "warning", confidence, how,
+        {"r2": r2, "pace_ratio": pace, "fall_per_epoch": rate,
+         "learning_rate": ctx.learning_rate if low_rate else None},
         [
-            Action({"optimizer.learning_rate": "×3"}, "a steady linear fall means small steps"),
+            Action({"optimizer.learning_rate": "×3"}, "a steady slow fall means small steps"),
             Action({"train.epochs": "×2"}, "or give it more epochs at the same rate"),
         ],
     )
