@@ -160,6 +160,20 @@ def test_unstable_reads_a_training_loss_that_zig_zags_without_single_spikes():
     assert not found("unstable", {"loss": np.linspace(1.6, 1.0, N) + 0.005 * ZIG})
 
 
+def test_unstable_reads_a_training_loss_that_climbs_back_up():
+    """Smooth, no spike, no zig-zag: the loss falls to 1.0 by epoch 15, then climbs back to
+    1.4 (40 % of its 1.0 fall) and stays there, below where it started (not diverged)."""
+    t = T / (N - 1)
+    climb = np.where(T < 15, 2.0 - T / 15, 1.0 + 0.4 * np.clip((T - 15) / 10, 0, 1))
+    r = run_rule("unstable", {"loss": climb, "val_loss": climb + 0.1})
+    assert r.is_problem and "climbed back up" in r.summary and r.epoch == 15, r
+    assert 0.35 < r.evidence["rebound"] < 0.45
+    assert not found("diverged", {"loss": climb, "val_loss": climb + 0.1})
+    small = np.where(T < 15, 2.0 - T / 15, 1.0 + 0.1 * np.clip((T - 15) / 10, 0, 1))
+    assert not found("unstable", {"loss": small, "val_loss": small + 0.1})  # gave back 10 %
+    assert not found("unstable", {"loss": 2.0 - t, "val_loss": 2.1 - t})  # never climbed
+
+
 # stalled ----------------------------------------------------------------------------
 
 def test_stalled():

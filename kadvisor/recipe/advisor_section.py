@@ -53,6 +53,10 @@ class AdvisorSection:
         0.1, "unstable: the training loss and metric zig-zag from epoch to epoch by this "
         "fraction of their plotted range (RMS; see noise_level)", gt(0),
     )
+    unstable_rebound: float = option(
+        0.33, "unstable: the training loss climbed back by this fraction of what it had "
+        "fallen, and stayed (median of the last epochs above its lowest trend)", gt(0),
+    )
     spike_rise: float = option(
         0.5, "a spike: training loss rises this fraction of its previous value in one "
         "epoch, then falls back", gt(0),

@@ -117,32 +117,59 @@ def training_zigzag(f: RunFeatures) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
+def loss_rebound(f: RunFeatures) -> tuple[float, int]:
+    """(How far the training loss climbed back after its lowest trend, as a fraction of
+    what it had fallen from the first epoch; the index of that low).
+
+    Read on the median of the last ``max(3, 10%)`` epochs, so it counts only a climb
+    that stayed. 0 when the loss never fell or its low is among those last epochs. A
+    training loss that gives back much of its progress without blowing up has had
+    steps that undo each other, whatever its epoch-to-epoch noise.
+    """
+    x = C.fill_gaps(f.loss)
+    t = C.trend(x)
+    k = max(3, int(np.ceil(0.1 * x.size)))
+    low = int(np.argmin(t))
+    fall = float(x[0] - t[low])
+    if fall <= 0 or low >= x.size - k:
+        return 0.0, low
+    return float(np.median(x[-k:]) - t[low]) / fall, low
+
+
 @rule("unstable", cheap=True)
 def unstable(f: RunFeatures, th: dict) -> Finding | None:
-    """The training loss makes repeated large spikes without diverging."""
+    """The training loss makes repeated large spikes, zig-zags, or climbs back up,
+    without diverging."""
     x = _finite_loss(f)
     if x is None or x.size < 5:
         return undecided("unstable", "fewer than 5 finite training-loss values")
     found = loss_spikes(f, th)
     zigzag = training_zigzag(f)
-    if len(found) < th["unstable_spikes"] and zigzag < th["unstable_noise"]:
+    rebound, low = loss_rebound(f)
+    if len(found) < th["unstable_spikes"] and zigzag < th["unstable_noise"] and rebound < th["unstable_rebound"]:
         return None
     epochs = [f.epoch_label(i) for i in found]
+    mark = epochs[0] if epochs else None  # a zig-zag has no one epoch to mark
     if len(found) >= th["unstable_spikes"]:
         how = f"spiked {len(found)} times (epochs {', '.join(map(str, epochs[:5]))})"
         confidence = ramp(len(found), th["unstable_spikes"] - 1, th["unstable_spikes"] + 2)
+    elif rebound >= th["unstable_rebound"]:
+        how = (f"climbed back up after epoch {f.epoch_label(low)}, giving back {100 * rebound:.0f}% of "
+               "what it had gained")
+        confidence = ramp(rebound, th["unstable_rebound"] / 2, 2 * th["unstable_rebound"])
+        mark = f.epoch_label(low)
     else:
         how = f"zig-zags by {100 * zigzag:.0f}% of its plotted range from epoch to epoch (RMS)"
         confidence = ramp(zigzag, th["unstable_noise"] / 2, 2 * th["unstable_noise"])
     return Finding(
         "unstable", "warning", confidence, f"training loss {how}",
-        {"spikes": epochs, "spike_rise": th["spike_rise"], "zigzag": zigzag},
+        {"spikes": epochs, "spike_rise": th["spike_rise"], "zigzag": zigzag, "rebound": rebound},
         [
             Action({"optimizer.learning_rate": "×0.3"}, "spikes mean some steps overshoot"),
             Action({"train.batch_size": "×2"}, "larger batches give less noisy gradients"),
             CLIP,
         ],
-        epoch=epochs[0] if epochs else None,  # a zig-zag has no one epoch to mark
+        epoch=mark,
     )
 
 
