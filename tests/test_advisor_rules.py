@@ -234,6 +234,7 @@ def test_slow_convergence_read_from_a_low_logged_learning_rate():
     assert not found("slow_convergence", {**curves, "lr": np.full(N, 1e-3)})
     r = run_rule("slow_convergence", {**curves, "lr": np.full(N, 1e-6)})
     assert r.is_problem and r.evidence["learning_rate"] == 1e-6 and "1e-06" in r.summary
+    assert r.actions[0].patch == {"optimizer.learning_rate": "×10"}
     flat = np.full(N, 1.5) + 0.001 * ZIG  # a low rate and nothing falling: not slow, stuck
     assert not found("slow_convergence", {"loss": flat, "val_loss": flat, "lr": np.full(N, 1e-6)})
 

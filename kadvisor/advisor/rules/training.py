@@ -284,10 +284,14 @@ def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
         end = float(f.val_loss_trend[-1])
         if end > 0 and 1 - float(f.loss_trend[-1]) / end >= th["overfit_loss_gap"]:
             return None  # generalisation, not speed, is the limit
+    raise_rate = Action({"optimizer.learning_rate": "×3"}, "a steady slow fall means small steps")
     if low_rate:
         how = (f"training loss still falls by {100 * rate:.1f}% per epoch at the end, at a learning "
                f"rate of {ctx.learning_rate:g}: the steps are small")
         confidence = 0.7
+        # A rate known to be a tenth of the usual range or less is a decade away from it.
+        raise_rate = Action({"optimizer.learning_rate": "×10"}, f"a learning rate of {ctx.learning_rate:g} "
+                            "is far below the usual range: each step is too small to get anywhere")
     else:
         how = (f"training loss still falls in a straight line (R²={r2:.2f} over the second half, last "
                f"quarter at {100 * pace:.0f}% of the pace before) by only {100 * rate:.1f}% per epoch: "
@@ -297,8 +301,5 @@ def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
         "slow_convergence", "warning", confidence, how,
         {"r2": r2, "pace_ratio": pace, "fall_per_epoch": rate,
          "learning_rate": ctx.learning_rate if low_rate else None},
-        [
-            Action({"optimizer.learning_rate": "×3"}, "a steady slow fall means small steps"),
-            Action({"train.epochs": "×2"}, "or give it more epochs at the same rate"),
-        ],
+        [raise_rate, Action({"train.epochs": "×2"}, "or give it more epochs at the same rate")],
     )
