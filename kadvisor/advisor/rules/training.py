@@ -289,7 +289,8 @@ def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
         how = (f"training loss still falls by {100 * rate:.1f}% per epoch at the end, at a learning "
                f"rate of {ctx.learning_rate:g}: the steps are small")
         confidence = 0.7
-        # A rate known to be a tenth of the usual range or less is a decade away from it.
+        # Below its optimizer's range (a logged rate: a tenth of the range or less), a
+        # decade up is back inside it; a recipe run gets the range's first choice from causes.
         raise_rate = Action({"optimizer.learning_rate": "×10"}, f"a learning rate of {ctx.learning_rate:g} "
                             "is far below the usual range: each step is too small to get anywhere")
     else:
