@@ -79,12 +79,28 @@ def test_a_bare_log_with_a_logged_learning_rate_far_too_high_gets_it_lowered():
     assert 5.0 / action.patch["optimizer.learning_rate"] >= 100
 
 
-def test_a_bare_log_at_a_low_logged_rate_is_not_called_too_slow():
-    # 1e-5 is below Adam's usual range, but usual when fine-tuning: a log does not say which.
-    d = diagnose({**crawling(), "lr": np.full(N, 1e-5)})
-    assert "learning_rate" not in d.findings[0].evidence
+def test_a_bare_log_converging_at_a_low_logged_rate_is_not_called_too_slow():
+    # 1e-5 is below Adam's usual range, but usual when fine-tuning: a log does not say
+    # which, so a loss that converges at it gets no rate advice.
+    converging = 0.3 + 2.0 * np.exp(-T / 4)
+    d = diagnose({"loss": converging, "val_loss": converging + 0.05, "lr": np.full(N, 1e-5)})
+    assert "slow_convergence" not in d.labels
+    assert not any("optimizer.learning_rate" in a.patch for f in d.findings for a in f.actions)
     assert ctx_of({**crawling(), "lr": np.full(N, 1e-5)}).learning_rate_verdict() is None
     assert ctx_of({**crawling(), "lr": np.full(N, 3e-3)}).learning_rate_verdict() is None
+
+
+def test_a_bare_log_crawling_at_a_tiny_logged_rate_raises_it_first():
+    # Crawling at 1e-6 (a tenth of every usual range and more): the rate is the cause, and
+    # "still improving" is what it looks like, not a competing "train longer".
+    d = diagnose({**crawling(), "lr": np.full(N, 1e-6)})
+    finding, action = first(d)
+    assert finding.rule == "slow_convergence" and action.patch == {"optimizer.learning_rate": "×10"}
+    assert "still_improving" in finding.evidence["explains"]
+    assert [f.rule for f in d.findings] == ["slow_convergence"]
+    # The same curves at a usual logged rate: nothing to raise, train longer.
+    d = diagnose({**crawling(), "lr": np.full(N, 1e-3)})
+    assert d.findings[0].rule == "still_improving"
 
 
 def ctx_of(history):

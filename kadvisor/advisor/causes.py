@@ -25,7 +25,10 @@ The causes, in the order they are checked (the first that applies wins):
 7. skewed classes (``class_imbalance``) come before curve symptoms;
 8. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
    loss, noisy validation and high training loss are folded into it;
-9. a run still clearly improving when it ended: validation better than training and
+9. a run crawling at a learning rate it logged as far below every usual range
+   (``slow_convergence`` read from the rate): raising it leads, and "still improving" is
+   folded into it — more epochs at that rate is the slow way to the same place;
+10. a run still clearly improving when it ended: validation better than training and
    underfitting are what an unfinished regularised run looks like, so "train longer" leads.
 
 Without a recipe only what the curves make evident is used (a loss at ln K).
@@ -84,6 +87,9 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
         # its constant, noise around a constant validation and a training loss that
         # stays high are what "not learning" looks like, not separate problems.
         return _fold((stuck, stuck.actions[0], _STUCK_SYMPTOMS), found)
+    crawling = _first(found, {"slow_convergence"})
+    if crawling is not None and crawling.evidence.get("learning_rate") and crawling.actions:
+        return _fold((crawling, crawling.actions[0], _SLOW_SYMPTOMS), found)
     unfinished = _first(found, {"still_improving"})
     if unfinished is not None and unfinished.actions:
         # A run stopped while validation still clearly improves has not shown what its

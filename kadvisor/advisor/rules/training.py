@@ -244,11 +244,13 @@ def _straight_and_slow(x: np.ndarray, th: dict) -> tuple[float, float, float]:
     return pace, float(r * r) if np.isfinite(r) else 0.0, rate
 
 
-def _visibly_falling(x: np.ndarray) -> bool:
-    """Whether a curve fell over its second half by more than it zig-zags there."""
+def _far_from_flat(x: np.ndarray) -> bool:
+    """Whether a curve is far from flat at the end: over its second half it fell by at
+    least a tenth of its plotted range (a flattened curve has spent its fall early) and
+    by more than it zig-zags there."""
     half = x[x.size // 2 :]
     fall = -C.slope(half) * (half.size - 1)
-    return bool(fall > C.zigzag_rms(half))
+    return bool(fall > max(C.zigzag_rms(half), 0.1 * C.visible_range(x)))
 
 
 @rule("slow_convergence")
@@ -272,7 +274,7 @@ def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
     if blown is not None and blown.is_problem:
         return None  # a loss running away is the opposite of steps too small
     ctx = RunContext.from_features(f)
-    low_rate = ctx.learning_rate_is_low() and _visibly_falling(C.fill_gaps(f.loss))
+    low_rate = ctx.learning_rate_is_low() and _far_from_flat(C.fill_gaps(f.loss))
     if not low_rate:
         if not (pace >= th["slow_pace"] and r2 >= th["linear_r2"]):
             return None
