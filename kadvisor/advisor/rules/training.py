@@ -288,8 +288,9 @@ def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
             return None  # generalisation, not speed, is the limit
     raise_rate = Action({"optimizer.learning_rate": "×3"}, "a steady slow fall means small steps")
     if low_rate:
-        how = (f"training loss still falls by {100 * rate:.1f}% per epoch at the end, at a learning "
-               f"rate of {ctx.learning_rate:g}: the steps are small")
+        rate_words = f"at most {ctx.learning_rate:g} (logged)" if ctx.lr_from_log else f"{ctx.learning_rate:g}"
+        how = (f"training loss still falls by {100 * rate:.2g}% per epoch at the end, at a learning "
+               f"rate of {rate_words}: the steps are small")
         confidence = 0.7
         # Below its optimizer's range (a logged rate: a tenth of the range or less), a
         # decade up is back inside it; a recipe run gets the range's first choice from causes.
