@@ -219,26 +219,3 @@ def test_heavy_dropout_behind_an_unfinished_run_is_still_named_first():
     d = diagnose(unfinished(), recipe=recipe(**{"train.epochs": 12, "model.dropout": 0.6}), data=digits_data())
     finding, action = first(d)
     assert "model.dropout" in action.patch, (finding.rule, action.patch)
-
-
-def memorising(train_accuracy_end=1.0, val_accuracy_start=0.80):
-    """Training accuracy reaches ``train_accuracy_end`` by epoch 8 and stays; validation
-    accuracy sits 10+ points lower while its loss still creeps down (the shape of a small
-    unregularised CNN on a few images per class)."""
-    acc = np.minimum(train_accuracy_end, 0.1 + 0.9 * T / 8)
-    loss = 0.05 + 2.3 * np.exp(-T / 3)
-    val_loss = 1.0 - 0.01 * T
-    return {"loss": loss, "accuracy": acc, "val_loss": val_loss,
-            "val_accuracy": np.minimum(val_accuracy_start + 0.003 * T, acc)}
-
-
-def test_a_memorised_training_set_puts_regularisation_before_training_longer():
-    r = recipe(**{"model.dropout": 0.0, "optimizer.weight_decay": 0.0})
-    d = diagnose(memorising(), recipe=r, data=digits_data(train=200))
-    assert {"overfitting", "still_improving"} <= set(d.labels)
-    finding, action = first(d)
-    assert finding.rule == "overfitting" and "model.dropout" in action.patch
-    # The control: training at 0.97, not memorised, so the unfinished run trains longer.
-    d = diagnose(memorising(0.97, 0.75), recipe=r, data=digits_data(train=200))
-    assert {"overfitting", "still_improving"} <= set(d.labels)
-    assert d.findings[0].rule == "still_improving"

@@ -25,13 +25,10 @@ The causes, in the order they are checked (the first that applies wins):
 7. skewed classes (``class_imbalance``) come before curve symptoms;
 8. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
    loss, noisy validation and high training loss are folded into it;
-9. a training set already fit perfectly beside an overfitting gap: regularisation leads
-   over "train longer" even while validation still creeps up — more epochs have nothing
-   left to learn from a memorised training set;
-10. a run crawling at a learning rate it logged as far below every usual range
+9. a run crawling at a learning rate it logged as far below every usual range
    (``slow_convergence`` read from the rate): raising it leads, and "still improving" is
    folded into it — more epochs at that rate is the slow way to the same place;
-11. a run still clearly improving when it ended: validation better than training and
+10. a run still clearly improving when it ended: validation better than training and
    underfitting are what an unfinished regularised run looks like, so "train longer" leads.
 
 Without a recipe only what the curves make evident is used (a loss at ln K).
@@ -39,9 +36,6 @@ Without a recipe only what the curves make evident is used (a loss at ln K).
 
 from __future__ import annotations
 
-import numpy as np
-
-from kadvisor.advisor import curves as C
 from kadvisor.advisor.context import (
     CRUSHING_DECAY,
     EXTREME_DROPOUT,
@@ -52,7 +46,6 @@ from kadvisor.advisor.context import (
 )
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding
-from kadvisor.advisor.rules.generalisation import PERFECT_TRAINING
 
 # Findings that are symptoms of a broken optimisation: folded into its cause.
 _OPTIMISATION_SYMPTOMS = {"noisy_validation", "underfitting", "plateau", "still_improving",
@@ -94,9 +87,6 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
         # its constant, noise around a constant validation and a training loss that
         # stays high are what "not learning" looks like, not separate problems.
         return _fold((stuck, stuck.actions[0], _STUCK_SYMPTOMS), found)
-    memorised = _first(found, {"overfitting"})
-    if memorised is not None and _memorised(f):
-        return [memorised] + [x for x in found if x is not memorised]
     crawling = _first(found, {"slow_convergence"})
     if crawling is not None and crawling.evidence.get("learning_rate") and crawling.actions:
         return _fold((crawling, crawling.actions[0], _SLOW_SYMPTOMS), found)
@@ -255,14 +245,6 @@ def _capacity(found, f, ctx, th):
 def _wider(ctx: RunContext) -> Action:
     return Action({"model.width": 16}, f"a CNN {ctx.width} filter(s) wide has too little capacity "
                   "to fit the training set")
-
-
-def _memorised(f: RunFeatures) -> bool:
-    """The training metric's trend ended at an error under half a point: the training
-    set is fit perfectly, so more epochs have little left to learn from it."""
-    if not (f.bounded and f.train_err is not None and np.isfinite(f.train_err).sum() >= 3):
-        return False
-    return float(C.trend(C.finite(f.train_err))[-1]) <= PERFECT_TRAINING
 
 
 def _still_falling(f: RunFeatures) -> bool:
