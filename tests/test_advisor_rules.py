@@ -172,6 +172,14 @@ def test_unstable_reads_a_training_loss_that_climbs_back_up():
     small = np.where(T < 15, 2.0 - T / 15, 1.0 + 0.1 * np.clip((T - 15) / 10, 0, 1))
     assert not found("unstable", {"loss": small, "val_loss": small + 0.1})  # gave back 10 %
     assert not found("unstable", {"loss": 2.0 - t, "val_loss": 2.1 - t})  # never climbed
+    # Climbed back and blew up past its start: `diverged`, and not also "unstable".
+    blew = np.where(T < 15, 2.0 - T / 15, 1.0 + 4.0 * np.clip((T - 15) / 10, 0, 1))
+    assert found("diverged", {"loss": blew, "val_loss": blew})
+    assert not found("unstable", {"loss": blew, "val_loss": blew})
+    # A loss near the float limit overflows the trend: no reading, not a NaN "climb".
+    huge = 1e308 * np.linspace(1.0, 0.5, N)
+    r = run_rule("unstable", {"loss": huge, "val_loss": huge})
+    assert r is None or (r.is_problem and np.isfinite(r.evidence["rebound"])), r
 
 
 # stalled ----------------------------------------------------------------------------
@@ -237,6 +245,20 @@ def test_slow_convergence_read_from_a_low_logged_learning_rate():
     assert r.actions[0].patch == {"optimizer.learning_rate": "×10"}
     flat = np.full(N, 1.5) + 0.001 * ZIG  # a low rate and nothing falling: not slow, stuck
     assert not found("slow_convergence", {"loss": flat, "val_loss": flat, "lr": np.full(N, 1e-6)})
+
+
+def test_slow_convergence_reads_a_low_rate_at_the_edge_and_from_the_recipe():
+    bent = 1.5 + 0.5 * (1 - T / (N - 1)) ** 1.5  # still falling, but not a straight line
+    curves = {"loss": bent, "val_loss": bent * 1.05}
+    assert found("slow_convergence", {**curves, "lr": np.full(N, 1e-5)})  # the edge counts
+    assert not found("slow_convergence", {**curves, "lr": np.full(N, 2e-5)})
+    adamw = {"optimizer": {"name": "adamw", "learning_rate": 1e-5}}
+    features = RunFeatures.from_run(from_mapping(curves))
+    features.run.recipe = adamw  # below AdamW's 1e-4-1e-2: a recipe says it outright
+    r = RULES["slow_convergence"].fn(features, thresholds_for(None, {}))
+    assert r.is_problem and r.evidence["learning_rate"] == 1e-5 and "(logged)" not in r.summary
+    features.run.recipe = {"optimizer": {"name": "adamw", "learning_rate": 1e-3}}
+    assert RULES["slow_convergence"].fn(features, thresholds_for(None, {})) is None
 
 
 def test_slow_convergence_never_beside_a_loss_running_away():

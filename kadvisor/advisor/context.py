@@ -151,7 +151,9 @@ class RunContext:
         low, high, _ = usual
         if lr > high:
             return "high", lr / high
-        if lr < low and not self.lr_from_log:  # a bare log may be fine-tuning, where 1e-5 is usual
+        # A bare log may be fine-tuning, where 1e-5 is usual: it gets no verdict here, and
+        # only a loss crawling at <= LOW_LOGGED_LEARNING_RATE counts (slow_convergence).
+        if lr < low and not self.lr_from_log:
             return "low", low / lr
         return None
 

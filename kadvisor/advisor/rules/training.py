@@ -131,9 +131,11 @@ def loss_rebound(f: RunFeatures) -> tuple[float, int]:
     k = max(3, int(np.ceil(0.1 * x.size)))
     low = int(np.argmin(t))
     fall = float(x[0] - t[low])
-    if fall <= 0 or low >= x.size - k:
+    if not fall > 0 or low >= x.size - k:
         return 0.0, low
-    return float(np.median(x[-k:]) - t[low]) / fall, low
+    with np.errstate(all="ignore"):
+        rebound = float(np.median(x[-k:]) - t[low]) / fall
+    return (rebound if np.isfinite(rebound) else 0.0), low
 
 
 @rule("unstable", cheap=True)
@@ -146,6 +148,9 @@ def unstable(f: RunFeatures, th: dict) -> Finding | None:
     found = loss_spikes(f, th)
     zigzag = training_zigzag(f)
     rebound, low = loss_rebound(f)
+    blown = diverged(f, th)
+    if blown is not None and blown.is_problem:
+        rebound = 0.0  # a loss that climbed back and blew up is `diverged`, not unstable
     if len(found) < th["unstable_spikes"] and zigzag < th["unstable_noise"] and rebound < th["unstable_rebound"]:
         return None
     epochs = [f.epoch_label(i) for i in found]
@@ -292,8 +297,8 @@ def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
         how = (f"training loss still falls by {100 * rate:.2g}% per epoch at the end, at a learning "
                f"rate of {rate_words}: the steps are small")
         confidence = 0.7
-        # Below its optimizer's range (a logged rate: a tenth of the range or less), a
-        # decade up is back inside it; a recipe run gets the range's first choice from causes.
+        # A decade at a time: a logged rate may be fine-tuning a pretrained backbone, where
+        # a larger jump is risky (a recipe run gets its range's first choice from causes).
         raise_rate = Action({"optimizer.learning_rate": "×10"}, f"a learning rate of {ctx.learning_rate:g} "
                             "is far below the usual range: each step is too small to get anywhere")
     else:
