@@ -1,4 +1,4 @@
-"""What does noisy_validation's advice do to a healthy small-data run?  (slow: ~5 min)
+"""What does noisy_validation's advice do to a healthy small-data run?  (slow: ~10 min)
 
     python benchmarks/noisy_validation_actions.py [--work DIR] [--jobs 2] [--seeds 1 2 ...]
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default=os.path.join(ROOT, "benchmarks", "out", "noisy_validation"))
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 13)))
     args = parser.parse_args(argv)
     jobs = [(arm, seed) for arm in ARMS for seed in args.seeds]
 
