@@ -84,7 +84,7 @@ def test_accuracy(metrics: dict | None) -> float:
 
 def random_change(scenario: Scenario, recipe: dict) -> tuple[str, object]:
     """One random (path, value), seeded by the scenario name, that changes the recipe."""
-    from kadvisor.advisor.rules.setup import get_path
+    from kadvisor.advisor.readers.run import get_path
 
     rng = random.Random(int(hashlib.sha256(scenario.name.encode()).hexdigest(), 16) % 2**32)
     while True:

@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from kadvisor.advisor.findings import Action, Finding
-from kadvisor.advisor.rules.setup import get_path
+from kadvisor.advisor.readers.run import get_path
 
 _OP = re.compile(r"([×+≥≤])\s*([-+]?[0-9.]+(?:e[-+]?[0-9]+)?)")
 

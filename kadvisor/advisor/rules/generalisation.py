@@ -10,8 +10,9 @@ import numpy as np
 from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding, clamp01, ramp, undecided
+from kadvisor.advisor.readers.run import get_path
 from kadvisor.advisor.rules.registry import rule
-from kadvisor.advisor.rules.setup import get_path, near_perfect
+from kadvisor.advisor.rules.setup import near_perfect
 
 REGULARISE = [
     Action({"optimizer.weight_decay": "×10≥1e-4"}, "weight decay keeps weights small so the model "

@@ -291,7 +291,6 @@ def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
         end = float(f.val_loss_trend[-1])
         if end > 0 and 1 - float(f.loss_trend[-1]) / end >= th["overfit_loss_gap"]:
             return None  # generalisation, not speed, is the limit
-    raise_rate = Action({"optimizer.learning_rate": "×3"}, "a steady slow fall means small steps")
     if low_rate:
         rate_words = f"at most {ctx.learning_rate:g} (logged)" if ctx.lr_from_log else f"{ctx.learning_rate:g}"
         how = (f"training loss still falls by {100 * rate:.2g}% per epoch at the end, at a learning "
@@ -306,6 +305,7 @@ def slow_convergence(f: RunFeatures, th: dict) -> Finding | None:
                f"quarter at {100 * pace:.0f}% of the pace before) by only {100 * rate:.1f}% per epoch: "
                "the learning rate looks too low")
         confidence = 0.5 + 0.5 * ramp(pace, th["slow_pace"], 1.0) * ramp(r2, th["linear_r2"], 1.0)
+        raise_rate = Action({"optimizer.learning_rate": "×3"}, "a steady slow fall means small steps")
     return Finding(
         "slow_convergence", "warning", confidence, how,
         {"r2": r2, "pace_ratio": pace, "fall_per_epoch": rate,
