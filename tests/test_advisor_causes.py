@@ -219,3 +219,45 @@ def test_heavy_dropout_behind_an_unfinished_run_is_still_named_first():
     d = diagnose(unfinished(), recipe=recipe(**{"train.epochs": 12, "model.dropout": 0.6}), data=digits_data())
     finding, action = first(d)
     assert "model.dropout" in action.patch, (finding.rule, action.patch)
+
+
+def healthy_but_noisy(n=N):
+    """Training converges; validation accuracy is high but jumps epoch to epoch."""
+    loss = 2.0 * np.exp(-T[:n] / 4) + 0.02
+    return {"loss": loss, "accuracy": 1.0 - 0.9 * np.exp(-T[:n] / 4),
+            "val_loss": loss + 0.1 + 0.06 * ZIG[:n], "val_accuracy": 0.96 - 0.9 * np.exp(-T[:n] / 4) + 0.03 * ZIG[:n]}
+
+
+def with_validation(data, images=180):
+    return {**data, "splits": {**data["splits"], "validation": {"size": images}}}
+
+
+def test_noisy_validation_alone_at_a_usual_rate_is_a_note_not_a_change():
+    # A healthy model read unsteadily by a small validation set: every remedy changes
+    # what is trained, so the advice is to change nothing.
+    d = diagnose(healthy_but_noisy(), recipe=recipe(), data=with_validation(digits_data()))
+    assert d.healthy and not d.findings, d.labels
+    note = next(x for x in d.notes if x.rule == "noisy_validation")
+    assert note.severity == "info" and not note.actions
+    assert "180 validation images" in note.summary and note.evidence["validation_images"] == 180
+
+
+def test_noisy_validation_at_a_rate_far_too_high_still_lowers_it():
+    d = diagnose(healthy_but_noisy(), recipe=recipe(**{"optimizer.learning_rate": 0.5}),
+                 data=with_validation(digits_data()))
+    finding, action = first(d)
+    assert finding.rule == "noisy_validation" and action.patch["optimizer.learning_rate"] <= 0.5 / 100
+
+
+def test_noisy_validation_of_a_bare_log_keeps_its_actions():
+    # Without the recipe the rate may be what makes validation jump: the advice stays.
+    d = diagnose(healthy_but_noisy())
+    finding, action = first(d)
+    assert finding.rule == "noisy_validation" and action.patch
+
+
+def test_noisy_validation_beside_another_problem_is_not_demoted():
+    history = healthy_but_noisy()
+    history["val_loss"] = history["val_loss"] + np.linspace(0, 1.5, N) * (T > 10)  # rising: overfitting
+    d = diagnose(history, recipe=recipe(), data=with_validation(digits_data()))
+    assert "overfitting" in d.labels and "noisy_validation" in d.labels, d.labels

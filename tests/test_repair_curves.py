@@ -60,12 +60,12 @@ def test_a_learning_rate_out_of_range_is_moved_by_at_least_a_hundredfold_the_rig
 
 
 @pytest.mark.parametrize("name", CONTROLS)
-def test_healthy_controls_get_no_error_and_no_change_to_the_model_or_optimizer(name):
+def test_healthy_controls_get_no_change_at_all(name):
+    # Every change trains something else: even a larger validation split, suggested for a
+    # healthy run's noisy validation, cost such runs half a point over 12 seeds.
     d = _diagnosis(name)
-    assert not [f for f in d.findings if f.severity == "error"], d.labels
-    touched = {path for f in d.findings for a in f.actions[:1] for path in a.patch}
-    assert not touched & {"optimizer.learning_rate", "optimizer.weight_decay", "model.width", "model.dropout",
-                          "train.batch_size", "model.backbone"}, touched
+    assert d.healthy, d.labels
+    assert not [a for f in d.findings for a in f.actions]
 
 
 # Held out: runs written after the rules (other magnitudes, seed 11), never used to
@@ -82,9 +82,7 @@ def test_held_out_runs_the_first_action_names_the_cause_and_controls_are_left_al
         d = diagnose(os.path.join(HELD_OUT, name))
         first = d.findings[0].actions[0].patch if d.findings and d.findings[0].actions else {}
         if case["healthy"]:
-            assert not [f for f in d.findings if f.severity == "error"], name
-            assert not set(first) & {"optimizer.learning_rate", "optimizer.weight_decay", "model.width",
-                                     "model.dropout", "train.batch_size"}, (name, first)
+            assert d.healthy and not first, (name, d.labels, first)
         elif set(first) & set(case["expect"]):
             named += 1
         else:

@@ -60,6 +60,7 @@ class RunContext:
         learning_rate: Base learning rate from the recipe.
         batch_size: Batch size from the recipe.
         train_size: Training images (``data.json``).
+        val_size: Validation images (``data.json``).
         epochs_planned: ``train.epochs`` of the recipe.
         epochs_run: Epochs logged.
         early_stopping: Patience of early stopping (0 = off).
@@ -75,6 +76,7 @@ class RunContext:
     learning_rate: float | None = None
     batch_size: int | None = None
     train_size: int | None = None
+    val_size: int | None = None
     epochs_planned: int | None = None
     epochs_run: int = 0
     early_stopping: int = 0
@@ -102,8 +104,8 @@ class RunContext:
             ctx.chance_loss, ctx.chance_accuracy = math.log(ctx.classes), 1.0 / ctx.classes
         else:
             ctx._infer_chance(f)
-        size = get_path(data, "splits.train.size")
-        ctx.train_size = int(size) if isinstance(size, (int, float)) else None
+        ctx.train_size = _int(get_path(data, "splits.train.size"))
+        ctx.val_size = _int(get_path(data, "splits.validation.size"))
         if recipe is not None:
             ctx.optimizer = get_path(recipe, "optimizer.name")
             ctx.learning_rate = _number(get_path(recipe, "optimizer.learning_rate"))
@@ -156,6 +158,11 @@ class RunContext:
         if lr < low and not self.lr_from_log:
             return "low", low / lr
         return None
+
+    def learning_rate_in_range(self) -> bool:
+        """Whether the recipe's rate is known and inside its optimizer's usual range."""
+        return (not self.lr_from_log and self.learning_rate is not None and self.learning_rate > 0
+                and self._usual() is not None and self.learning_rate_verdict() is None)
 
     def learning_rate_is_low(self) -> bool:
         """Whether the run's steps are known to be small: a recipe rate below its

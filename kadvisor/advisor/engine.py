@@ -174,7 +174,8 @@ def diagnose(
     features = RunFeatures.from_run(run)
     stage = features.last_stage()
     found, unsure = evaluate(features, th, rules, stage)
-    found = explain(found, features, th, [u for u in unsure if u.status == "found"])
+    explained = explain(found, features, th, [u for u in unsure if u.status == "found"])
+    found = [x for x in explained if x.is_problem]
     dropped = reconcile(found, run.recipe)
     headline = _headline(features)
     if stage is not None:
@@ -182,6 +183,7 @@ def diagnose(
         headline["judged_epochs"] = [stage.epoch_label(0), stage.epoch_label(stage.n - 1)]
     # "info" findings are observations with nothing worth changing: shown, not ranked.
     notes = [u for u in unsure if u.status == "found" and u not in found]
+    notes += [x for x in explained if not x.is_problem]
     undecided = [u for u in unsure if u.status != "found"]
     curve_rules = [n for n in (rules if rules is not None else RULES) if RULES[n].curve]
     judged = bool(found) or any(n not in {u.rule for u in undecided} for n in curve_rules)
