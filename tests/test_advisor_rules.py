@@ -182,6 +182,19 @@ def test_unstable_reads_a_training_loss_that_climbs_back_up():
     assert r is None or (r.is_problem and np.isfinite(r.evidence["rebound"])), r
 
 
+def test_a_loss_that_never_learned_is_not_unstable_for_wobbling_about_its_level():
+    """A loss stuck at 14.7 (a 10-class model guessing with a huge logit scale) wobbling
+    by 0.05: against its own tiny range that is a 40 % zig-zag, and its first-epoch dip
+    "climbs back" — but a reader sees a flat line on an axis that starts at 0."""
+    stuck = 14.75 + 0.05 * ZIG - 0.03 * (T == 4)
+    flat_val = np.full(N, 14.8)
+    assert not found("unstable", {"loss": stuck, "val_loss": flat_val})
+    assert found("stalled", {"loss": stuck, "val_loss": flat_val})
+    # The same wobble on a loss that learned and then gave a third of it back is unstable.
+    climb = np.where(T < 15, 2.0 - T / 15, 1.0 + 0.4 * np.clip((T - 15) / 10, 0, 1))
+    assert found("unstable", {"loss": climb + 0.005 * ZIG, "val_loss": climb + 0.1})
+
+
 # stalled ----------------------------------------------------------------------------
 
 def test_stalled():

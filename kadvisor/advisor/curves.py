@@ -217,11 +217,13 @@ def noise_ratio(values: np.ndarray) -> float:
     """`zigzag_rms` as a fraction of `visible_range` (0 for fewer than 5 values).
 
     Scale-free: "the curve jumps up and down by 10% of what the plot shows per epoch".
+    The range is floored at a tenth of the curve's size, as `RunFeatures.panel_span` is:
+    a reader reads the axis too, and a loss wobbling 14.70-14.80 is flat, not noisy.
     """
     x = finite(values)
     if x.size < 5:
         return 0.0
-    span = visible_range(x)
+    span = max(visible_range(x), 0.1 * float(np.median(np.abs(x))))
     return zigzag_rms(x) / span if span > 0 else 0.0
 
 

@@ -122,7 +122,8 @@ def loss_rebound(f: RunFeatures) -> tuple[float, int]:
     what it had fallen from the first epoch; the index of that low).
 
     Read on the median of the last ``max(3, 10%)`` epochs, so it counts only a climb
-    that stayed. 0 when the loss never fell or its low is among those last epochs. A
+    that stayed. 0 when the loss never fell by a tenth of its first value (a loss that
+    learned nothing has no progress to give back) or its low is among those last epochs. A
     training loss that gives back much of its progress without blowing up has had
     steps that undo each other, whatever its epoch-to-epoch noise.
     """
@@ -131,7 +132,7 @@ def loss_rebound(f: RunFeatures) -> tuple[float, int]:
     k = max(3, int(np.ceil(0.1 * x.size)))
     low = int(np.argmin(t))
     fall = float(x[0] - t[low])
-    if not fall > 0 or low >= x.size - k:
+    if not fall > 0.1 * abs(x[0]) or low >= x.size - k:
         return 0.0, low
     with np.errstate(all="ignore"):
         rebound = float(np.median(x[-k:]) - t[low]) / fall
