@@ -79,6 +79,10 @@ SCENARIOS: list[Scenario] = [
              "Adam at the bottom of its range (1e-4) for only 10 epochs", ("train.epochs",) + LR),
     *_both("eager_early_stopping", ("train.early_stopping=1",), "early stopping after one epoch "
            "without improvement", ("train.early_stopping",)),
+    *_both("heavy_augmentation", ("data.augment.rotation=0.5", "data.augment.translate=0.4",
+                                  "data.augment.zoom=0.6"),
+           "augmentation far beyond the usual: half-turn rotations, 40 % shifts, 60 % zoom",
+           ("data.augment.rotation", "data.augment.translate", "data.augment.zoom")),
     Scenario("digits/healthy", DIGITS, (), "none: the shipped recipe", healthy=True),
     Scenario("few/healthy", FEW, (), "none: the shipped recipe", healthy=True),
     Scenario("few/healthy_seed7", FEW, ("seed=7",), "none: the shipped recipe, another seed", healthy=True),

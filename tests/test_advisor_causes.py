@@ -28,7 +28,8 @@ def recipe(**paths):
     """A digits-like recipe with some dotted paths changed."""
     out = {"optimizer": {"name": "adamw", "learning_rate": 3e-3, "weight_decay": 1e-4},
            "train": {"epochs": N, "batch_size": 32, "early_stopping": 0},
-           "model": {"backbone": "small_cnn", "width": 16, "dropout": 0.2}, "data": {"balance": "none"}}
+           "model": {"backbone": "small_cnn", "width": 16, "dropout": 0.2}, "data": {"balance": "none"},
+           "loss": {"label_smoothing": 0.0}}
     for path, value in paths.items():
         section, key = path.split(".")
         out[section][key] = value
@@ -261,3 +262,41 @@ def test_noisy_validation_beside_another_problem_is_not_demoted():
     history["val_loss"] = history["val_loss"] + np.linspace(0, 1.5, N) * (T > 10)  # rising: overfitting
     d = diagnose(history, recipe=recipe(), data=with_validation(digits_data()))
     assert "overfitting" in d.labels and "noisy_validation" in d.labels, d.labels
+
+
+def hardly_fitting(n=N):
+    """Training loss falls 16 % and levels off high, validation the same: underfitting."""
+    loss = 2.07 + 0.4 * np.exp(-T[:n] / 5)
+    return {"loss": loss, "val_loss": loss + 0.02, "accuracy": 0.3 - 0.2 * np.exp(-T[:n] / 5),
+            "val_accuracy": 0.29 - 0.2 * np.exp(-T[:n] / 5)}
+
+
+def with_augment(base, **factors):
+    return {**base, "data": {**base["data"], "augment": dict(factors)}}
+
+
+def test_augmentation_far_beyond_the_usual_is_toned_down_first():
+    aug = with_augment(recipe(), rotation=0.5, translate=0.4, zoom=0.1)
+    d = diagnose(hardly_fitting(), recipe=aug, data=digits_data())
+    finding, action = first(d)
+    assert finding.rule == "underfitting" and finding.evidence["augmentation"] == {
+        "data.augment.rotation": 0.5, "data.augment.translate": 0.4}
+    # Only the factors far beyond the usual move, back to usual values; zoom 0.1 stays.
+    assert action.change == {"data.augment.rotation": [0.5, 0.05], "data.augment.translate": [0.4, 0.1]}
+
+
+def test_usual_augmentation_is_not_blamed_for_underfitting():
+    d = diagnose(hardly_fitting(), recipe=with_augment(recipe(), rotation=0.05, translate=0.1),
+                 data=digits_data())
+    assert not any(p.startswith("data.augment") for p in first(d)[1].patch)
+
+
+def test_heavy_label_smoothing_is_lowered_first_and_its_loss_floor_is_named():
+    d = diagnose(hardly_fitting(), recipe=recipe(**{"loss.label_smoothing": 0.9}), data=digits_data())
+    finding, action = first(d)
+    assert action.change == {"loss.label_smoothing": [0.9, 0.1]}
+    # Smoothed targets 0.19 / 0.09: their entropy is the lowest loss training can reach.
+    assert finding.evidence["label_smoothing"]["loss_floor"] == pytest.approx(2.266, abs=1e-3)
+    assert "2.27" in action.why
+    d = diagnose(hardly_fitting(), recipe=recipe(**{"loss.label_smoothing": 0.1}), data=digits_data())
+    assert "loss.label_smoothing" not in first(d)[1].patch

@@ -21,14 +21,17 @@ The causes, in the order they are checked (the first that applies wins):
 3. a run at chance level with none of the above: data, labels or loss;
 4. training cut short — too few epochs, or early stopping with a patience of 1–2 epochs;
 5. too few optimizer updates per epoch (a batch as large as the training set);
-6. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
-7. skewed classes (``class_imbalance``) come before curve symptoms;
-8. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
+6. augmentation or label smoothing far beyond the usual behind a model that cannot fit
+   its training set (rotations past a quarter turn, shifts of a third of the image;
+   smoothing of 0.4 or more);
+7. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
+8. skewed classes (``class_imbalance``) come before curve symptoms;
+9. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
    loss, noisy validation and high training loss are folded into it;
-9. a run crawling at a learning rate it logged as far below every usual range
+10. a run crawling at a learning rate it logged as far below every usual range
    (``slow_convergence`` read from the rate): raising it leads, and "still improving" is
    folded into it — more epochs at that rate is the slow way to the same place;
-10. a run still clearly improving when it ended: validation better than training and
+11. a run still clearly improving when it ended: validation better than training and
    underfitting are what an unfinished regularised run looks like, so "train longer" leads.
 
 Noisy validation alone, on a recipe whose learning rate is in range, has no cause in
@@ -44,7 +47,9 @@ from kadvisor.advisor.context import (
     EXTREME_DROPOUT,
     FEW_UPDATES,
     HEAVY_DROPOUT,
+    HEAVY_LABEL_SMOOTHING,
     SMALL_WIDTH,
+    USUAL_LABEL_SMOOTHING,
     RunContext,
 )
 from kadvisor.advisor.features import RunFeatures
@@ -78,7 +83,7 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
     promoted = _starved_by_dropout(notes, ctx)
     if promoted is not None:
         found = [*found, promoted]
-    for cause in (_learning_rate, _weight_decay, _chance, _cut_short, _few_updates, _capacity):
+    for cause in (_learning_rate, _weight_decay, _chance, _cut_short, _few_updates, _handicap, _capacity):
         lead = cause(found, f, ctx, th)
         if lead is not None:
             return _fold(lead, found)
@@ -256,6 +261,31 @@ def _few_updates(found, f, ctx, th):
     why = (f"batch {ctx.batch_size} on {ctx.train_size} training images is {steps} optimizer update(s) per "
            f"epoch, {steps * (ctx.epochs_planned or ctx.epochs_run)} in the whole run: far too few")
     return lead, Action({"train.batch_size": 32}, why), _SLOW_SYMPTOMS | {"stalled"}
+
+
+def _handicap(found, f, ctx, th):
+    """Augmentation or label smoothing far beyond the usual behind a model that cannot
+    fit its training set: they make training harder by design, and past these levels
+    the training images (or targets) no longer show the class."""
+    lead = _stuck(found, f, ctx) or _first(found, {"underfitting", "val_better_than_train"})
+    if lead is None:
+        return None
+    extreme = ctx.extreme_augmentation()
+    if extreme:
+        lead.evidence["augmentation"] = {path: value for path, (value, _) in extreme.items()}
+        words = ", ".join(f"{path.rsplit('.', 1)[1]} {value:g}" for path, (value, _) in extreme.items())
+        return lead, Action({path: usual for path, (_, usual) in extreme.items()},
+                            f"augmentation far beyond the usual ({words}) changes what the training "
+                            "images show: the model cannot fit them"), _SLOW_SYMPTOMS | {"stalled"}
+    if ctx.label_smoothing >= HEAVY_LABEL_SMOOTHING:
+        floor = ctx.label_smoothing_floor()
+        lead.evidence["label_smoothing"] = {"value": ctx.label_smoothing, "loss_floor": floor}
+        at = f" (its training loss cannot go below {floor:.3g})" if floor else ""
+        return lead, Action({"loss.label_smoothing": USUAL_LABEL_SMOOTHING},
+                            f"label smoothing {ctx.label_smoothing:g}, far above the usual "
+                            f"{USUAL_LABEL_SMOOTHING:g}, makes the targets almost uniform{at}"), \
+            _SLOW_SYMPTOMS | {"stalled"}
+    return None
 
 
 def _capacity(found, f, ctx, th):

@@ -12,7 +12,7 @@ updates per epoch — instead of describing the shape alone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,6 +45,20 @@ EXTREME_DROPOUT = 0.7
 CRUSHING_DECAY = 0.5
 SMALL_WIDTH = 4
 FEW_UPDATES = 4
+# Augmentation (Keras preprocessing-layer factors, `data.augment.*`) far beyond what
+# practitioners use, and the usual value to bring it back to. Past these a digit or a
+# letter stops being itself: rotated by more than a quarter turn a 6 is a 9, shifted by
+# a third of the image half of it is gone. Usual values are Keras tutorials' ranges.
+EXTREME_AUGMENTATION = {  # path: (far beyond above this, usual value)
+    "data.augment.rotation": (0.25, 0.05), "data.augment.translate": (0.3, 0.1),
+    "data.augment.zoom": (0.5, 0.1), "data.augment.noise": (0.3, 0.05),
+    "data.augment.brightness": (0.5, 0.2), "data.augment.contrast": (0.5, 0.2),
+    "data.augment.saturation": (0.5, 0.2), "data.augment.hue": (0.25, 0.05),
+}
+# Label smoothing four times the usual 0.1: the targets are mostly uniform, and the
+# training loss's floor (the entropy of the smoothed targets) nears chance level.
+HEAVY_LABEL_SMOOTHING = 0.4
+USUAL_LABEL_SMOOTHING = 0.1
 
 
 @dataclass
@@ -65,6 +79,8 @@ class RunContext:
         epochs_run: Epochs logged.
         early_stopping: Patience of early stopping (0 = off).
         weight_decay, dropout, width: Regularisation and capacity settings.
+        label_smoothing: ``loss.label_smoothing``.
+        augment: ``data.augment.*`` factors, dotted path → value (numbers only).
         lr_from_log: The learning rate was read from the log's learning-rate column
             (its peak, so a warm-up does not hide it), not from a recipe.
     """
@@ -85,6 +101,8 @@ class RunContext:
     width: int | None = None
     backbone: str | None = None
     lr_from_log: bool = False
+    label_smoothing: float = 0.0
+    augment: dict = field(default_factory=dict)
 
     @classmethod
     def from_features(cls, f: RunFeatures) -> "RunContext":
@@ -116,6 +134,9 @@ class RunContext:
             ctx.dropout = _number(get_path(recipe, "model.dropout")) or 0.0
             ctx.width = _int(get_path(recipe, "model.width"))
             ctx.backbone = get_path(recipe, "model.backbone")
+            ctx.label_smoothing = _number(get_path(recipe, "loss.label_smoothing")) or 0.0
+            ctx.augment = {path: value for path in EXTREME_AUGMENTATION
+                           if (value := _number(get_path(recipe, path))) is not None}
         if ctx.learning_rate is None and f.lr is not None and C.finite(f.lr).size:
             ctx.learning_rate, ctx.lr_from_log = float(np.max(C.finite(f.lr))), True
         return ctx
@@ -189,6 +210,20 @@ class RunContext:
         if usual is None and self.optimizer is None and self.lr_from_log:
             return ANY_OPTIMIZER
         return usual
+
+    def extreme_augmentation(self) -> dict[str, tuple[float, float]]:
+        """Augmentation factors far beyond the usual: path → (value, usual value)."""
+        return {path: (value, EXTREME_AUGMENTATION[path][1]) for path, value in self.augment.items()
+                if value > EXTREME_AUGMENTATION[path][0]}
+
+    def label_smoothing_floor(self) -> float | None:
+        """The lowest training cross-entropy label smoothing allows: the entropy of the
+        smoothed targets (true class 1 - s + s/K, every other s/K), given K classes."""
+        k, s = self.classes, self.label_smoothing
+        if not k or not 0 < s < 1:
+            return None
+        true, other = 1 - s + s / k, s / k
+        return float(-(true * math.log(true) + (k - 1) * other * math.log(other)))
 
     def decay_per_epoch(self) -> float | None:
         """How much decoupled weight decay alone shrinks the weights per epoch
