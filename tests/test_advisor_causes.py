@@ -300,3 +300,35 @@ def test_heavy_label_smoothing_is_lowered_first_and_its_loss_floor_is_named():
     assert "2.27" in action.why
     d = diagnose(hardly_fitting(), recipe=recipe(**{"loss.label_smoothing": 0.1}), data=digits_data())
     assert "loss.label_smoothing" not in first(d)[1].patch
+
+
+def cut_off(n=N, gamma=0.3):
+    """The run of an exponential schedule that decays by 0.3 per epoch: training freezes
+    a few epochs in, once the rate is below 1e-5, far from what the model can do."""
+    lr = 3e-3 * gamma ** T[:n]
+    progress = 1 - np.exp(-np.cumsum(lr) / 2e-3)  # how far training got: frozen once lr is ~0
+    loss = 2.3 - 0.9 * progress
+    return {"loss": loss, "val_loss": loss - 0.05, "accuracy": 0.1 + 0.6 * progress,
+            "val_accuracy": 0.12 + 0.6 * progress, "lr": lr}
+
+
+def test_a_schedule_that_cuts_the_rate_to_nothing_early_is_named_first():
+    exponential = {**recipe(), "schedule": {"name": "exponential", "gamma": 0.3}}
+    d = diagnose(cut_off(), recipe=exponential, data=digits_data())
+    finding, action = first(d)
+    assert action.change == {"schedule.name": ["exponential", "cosine"]}, (d.labels, action)
+    assert finding.evidence["schedule_cut"]["learning_rate"] < 1e-5
+
+
+@pytest.mark.parametrize("schedule", [None, "cosine"])
+def test_the_same_curves_without_such_a_schedule_get_no_schedule_change(schedule):
+    # A bare log's or a cosine run's low rate may be fine-tuning or the end of a decay.
+    rec = None if schedule is None else {**recipe(), "schedule": {"name": schedule}}
+    d = diagnose(cut_off(), recipe=rec, data=None if rec is None else digits_data())
+    assert not any("schedule.name" in a.patch for f in d.findings for a in f.actions[:1])
+
+
+def test_a_plateau_schedule_low_rate_is_not_the_cause():
+    # A plateau schedule cuts the rate only after validation stopped improving.
+    d = diagnose(cut_off(), recipe={**recipe(), "schedule": {"name": "plateau"}}, data=digits_data())
+    assert not any("schedule.name" in a.patch for f in d.findings for a in f.actions[:1])

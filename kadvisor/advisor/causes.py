@@ -17,22 +17,24 @@ The causes, in the order they are checked (the first that applies wins):
 
 1. the learning rate far outside its optimizer's usual range, with a run that is stuck,
    diverging, unstable or crawling;
-2. decoupled weight decay that erases each epoch's progress;
-3. a run at chance level with none of the above: data, labels or loss;
-4. training cut short — too few epochs, or early stopping with a patience of 1–2 epochs;
-5. too few optimizer updates per epoch (a batch as large as the training set);
-6. augmentation or label smoothing far beyond the usual behind a model that cannot fit
+2. an exponential or multistep schedule that cut the learning rate far below its
+   optimizer's range in the first half of the run;
+3. decoupled weight decay that erases each epoch's progress;
+4. a run at chance level with none of the above: data, labels or loss;
+5. training cut short — too few epochs, or early stopping with a patience of 1–2 epochs;
+6. too few optimizer updates per epoch (a batch as large as the training set);
+7. augmentation or label smoothing far beyond the usual behind a model that cannot fit
    its training set (rotations past a quarter turn, shifts of a third of the image;
    smoothing of 0.4 or more);
-7. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
-8. skewed classes (``class_imbalance``) come before curve symptoms;
-9. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
-   loss, noisy validation and high training loss are folded into it;
-10. a run crawling at a learning rate it logged as far below every usual range
-   (``slow_convergence`` read from the rate): raising it leads, and "still improving" is
-   folded into it — more epochs at that rate is the slow way to the same place;
-11. a run still clearly improving when it ended: validation better than training and
-   underfitting are what an unfinished regularised run looks like, so "train longer" leads.
+8. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
+9. skewed classes (``class_imbalance``) come before curve symptoms;
+10. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
+    loss, noisy validation and high training loss are folded into it;
+11. a run crawling at a learning rate it logged as far below every usual range
+    (``slow_convergence`` read from the rate): raising it leads, and "still improving" is
+    folded into it — more epochs at that rate is the slow way to the same place;
+12. a run still clearly improving when it ended: validation better than training and
+    underfitting are what an unfinished regularised run looks like, so "train longer" leads.
 
 Noisy validation alone, on a recipe whose learning rate is in range, has no cause in
 training: it becomes a note (`_reading_noise`) and the run is healthy.
@@ -54,6 +56,7 @@ from kadvisor.advisor.context import (
 )
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding
+from kadvisor.advisor.readers.run import get_path
 
 # Findings that are symptoms of a broken optimisation: folded into its cause.
 _OPTIMISATION_SYMPTOMS = {"noisy_validation", "underfitting", "plateau", "still_improving",
@@ -61,6 +64,8 @@ _OPTIMISATION_SYMPTOMS = {"noisy_validation", "underfitting", "plateau", "still_
                           "overfitting"}
 _UNFINISHED_SYMPTOMS = {"val_better_than_train", "underfitting"}
 _STUCK_SYMPTOMS = {"unstable", "noisy_validation", "underfitting"}
+_DEAD_RATE_SYMPTOMS = {"plateau", "underfitting", "slow_convergence", "still_improving", "stalled",
+                       "val_better_than_train"}
 _SLOW_SYMPTOMS = {"still_improving", "underfitting", "slow_convergence", "plateau",
                   "val_better_than_train", "noisy_validation"}
 
@@ -83,7 +88,8 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
     promoted = _starved_by_dropout(notes, ctx)
     if promoted is not None:
         found = [*found, promoted]
-    for cause in (_learning_rate, _weight_decay, _chance, _cut_short, _few_updates, _handicap, _capacity):
+    for cause in (_learning_rate, _schedule, _weight_decay, _chance, _cut_short, _few_updates, _handicap,
+                  _capacity):
         lead = cause(found, f, ctx, th)
         if lead is not None:
             return _fold(lead, found)
@@ -188,6 +194,23 @@ def _learning_rate(found, f, ctx, th):
                                       "from_log": ctx.lr_from_log,
                                       "usual": usual, "times_outside": times, "side": side}
     return lead, Action({"optimizer.learning_rate": float(f"{new:.3g}")}, why), _OPTIMISATION_SYMPTOMS
+
+
+def _schedule(found, f, ctx, th):
+    cut = ctx.rate_cut_early(f)
+    if cut is None:
+        return None
+    at, rate = cut
+    # What a rate cut to nothing does: validation stops moving, training stays high.
+    lead = _stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS)
+    if lead is None:
+        return None
+    schedule = get_path(f.run.recipe, "schedule.name")
+    lead.evidence["schedule_cut"] = {"epoch": f.epoch_label(at), "learning_rate": rate}
+    why = (f"the {schedule} schedule cut the learning rate to {rate:.2g} by epoch {f.epoch_label(at)}, "
+           f"a tenth of the low end of {ctx.optimizer_words()}'s usual range, in the first half of the run: "
+           "the epochs after it could hardly move the weights; cosine decays over the whole run")
+    return lead, Action({"schedule.name": "cosine"}, why), _DEAD_RATE_SYMPTOMS
 
 
 def _weight_decay(found, f, ctx, th):

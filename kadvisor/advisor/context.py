@@ -211,6 +211,33 @@ class RunContext:
             return ANY_OPTIMIZER
         return usual
 
+    def rate_cut_early(self, f: RunFeatures) -> tuple[int, float] | None:
+        """(Epoch index, rate) where a schedule first cut the logged learning rate below a
+        tenth of its optimizer's usual low end, when that happened in the first half of
+        the run after starting inside the range; None otherwise (or without an lr log).
+
+        A cosine schedule decays over the whole run and cannot cut early; an exponential
+        or multistep one, blind to validation, can, and then the remaining epochs move the
+        weights by almost nothing. (A plateau schedule cuts only after validation stopped
+        improving: its low rate answers a plateau rather than causing one.) Read only where
+        the recipe names such a schedule and has no stages: a bare log's or a later
+        stage's low rate may be fine-tuning, where 1e-5 is usual.
+        """
+        recipe = f.run.recipe
+        if (f.lr is None or get_path(recipe, "schedule.name") not in ("exponential", "multistep")
+                or get_path(recipe, "stages")):
+            return None
+        usual = USUAL_LEARNING_RATE.get(str(self.optimizer))
+        if usual is None:
+            return None
+        lr = C.fill_gaps(f.lr)
+        below = np.flatnonzero(np.isfinite(lr) & (lr < usual[0] / 10))
+        if not below.size or below[0] == 0 or below[0] >= f.n / 2:
+            return None
+        i = int(below[0])
+        before = C.finite(lr[:i])
+        return (i, float(lr[i])) if before.size and float(before.max()) >= usual[0] else None
+
     def extreme_augmentation(self) -> dict[str, tuple[float, float]]:
         """Augmentation factors far beyond the usual: path → (value, usual value)."""
         return {path: (value, EXTREME_AUGMENTATION[path][1]) for path, value in self.augment.items()
