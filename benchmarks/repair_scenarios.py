@@ -86,6 +86,8 @@ SCENARIOS: list[Scenario] = [
     *_both("lr_decays_too_fast", ('schedule.name="exponential"', "schedule.gamma=0.3"),
            "an exponential schedule cutting the rate 0.3x per epoch: below 1e-5 by epoch 5",
            ("schedule.name", "schedule.gamma", "optimizer.learning_rate")),
+    *_both("sgd_clipnorm_tiny", (SGD, "optimizer.learning_rate=0.05", "optimizer.clipnorm=1e-4"),
+           "SGD with every gradient clipped to a norm of 1e-4", ("optimizer.clipnorm",)),
     Scenario("digits/healthy", DIGITS, (), "none: the shipped recipe", healthy=True),
     Scenario("few/healthy", FEW, (), "none: the shipped recipe", healthy=True),
     Scenario("few/healthy_seed7", FEW, ("seed=7",), "none: the shipped recipe, another seed", healthy=True),

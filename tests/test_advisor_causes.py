@@ -332,3 +332,13 @@ def test_a_plateau_schedule_low_rate_is_not_the_cause():
     # A plateau schedule cuts the rate only after validation stopped improving.
     d = diagnose(cut_off(), recipe={**recipe(), "schedule": {"name": "plateau"}}, data=digits_data())
     assert not any("schedule.name" in a.patch for f in d.findings for a in f.actions[:1])
+
+
+def test_sgd_with_gradients_clipped_to_almost_nothing_gets_the_clip_raised():
+    sgd = recipe(**{"optimizer.name": "sgd", "optimizer.learning_rate": 0.05, "optimizer.clipnorm": 1e-4})
+    d = diagnose(at_chance(), recipe=sgd, data=digits_data())
+    finding, action = first(d)
+    assert finding.rule == "stalled" and action.change == {"optimizer.clipnorm": [1e-4, 1.0]}
+    # Adam normalises each step by the gradient's scale: clipping is not what stalls it.
+    adamw = recipe(**{"optimizer.clipnorm": 1e-4})
+    assert "optimizer.clipnorm" not in first(diagnose(at_chance(), recipe=adamw, data=digits_data()))[1].patch

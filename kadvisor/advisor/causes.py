@@ -19,21 +19,22 @@ The causes, in the order they are checked (the first that applies wins):
    diverging, unstable or crawling;
 2. an exponential or multistep schedule that cut the learning rate far below its
    optimizer's range in the first half of the run;
-3. decoupled weight decay that erases each epoch's progress;
-4. a run at chance level with none of the above: data, labels or loss;
-5. training cut short — too few epochs, or early stopping with a patience of 1–2 epochs;
-6. too few optimizer updates per epoch (a batch as large as the training set);
-7. augmentation or label smoothing far beyond the usual behind a model that cannot fit
+3. SGD with gradients clipped to a norm below 0.01, which caps every step;
+4. decoupled weight decay that erases each epoch's progress;
+5. a run at chance level with none of the above: data, labels or loss;
+6. training cut short — too few epochs, or early stopping with a patience of 1–2 epochs;
+7. too few optimizer updates per epoch (a batch as large as the training set);
+8. augmentation or label smoothing far beyond the usual behind a model that cannot fit
    its training set (rotations past a quarter turn, shifts of a third of the image;
    smoothing of 0.4 or more);
-8. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
-9. skewed classes (``class_imbalance``) come before curve symptoms;
-10. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
+9. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
+10. skewed classes (``class_imbalance``) come before curve symptoms;
+11. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
     loss, noisy validation and high training loss are folded into it;
-11. a run crawling at a learning rate it logged as far below every usual range
+12. a run crawling at a learning rate it logged as far below every usual range
     (``slow_convergence`` read from the rate): raising it leads, and "still improving" is
     folded into it — more epochs at that rate is the slow way to the same place;
-12. a run still clearly improving when it ended: validation better than training and
+13. a run still clearly improving when it ended: validation better than training and
     underfitting are what an unfinished regularised run looks like, so "train longer" leads.
 
 Noisy validation alone, on a recipe whose learning rate is in range, has no cause in
@@ -51,6 +52,8 @@ from kadvisor.advisor.context import (
     HEAVY_DROPOUT,
     HEAVY_LABEL_SMOOTHING,
     SMALL_WIDTH,
+    TINY_CLIPNORM,
+    USUAL_CLIPNORM,
     USUAL_LABEL_SMOOTHING,
     RunContext,
 )
@@ -88,7 +91,7 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
     promoted = _starved_by_dropout(notes, ctx)
     if promoted is not None:
         found = [*found, promoted]
-    for cause in (_learning_rate, _schedule, _weight_decay, _chance, _cut_short, _few_updates, _handicap,
+    for cause in (_learning_rate, _schedule, _clipping, _weight_decay, _chance, _cut_short, _few_updates, _handicap,
                   _capacity):
         lead = cause(found, f, ctx, th)
         if lead is not None:
@@ -211,6 +214,18 @@ def _schedule(found, f, ctx, th):
            f"a tenth of the low end of {ctx.optimizer_words()}'s usual range, in the first half of the run: "
            "the epochs after it could hardly move the weights; cosine decays over the whole run")
     return lead, Action({"schedule.name": "cosine"}, why), _DEAD_RATE_SYMPTOMS
+
+
+def _clipping(found, f, ctx, th):
+    if ctx.optimizer != "sgd" or not 0 < ctx.clipnorm < TINY_CLIPNORM:
+        return None
+    lead = _stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS)
+    if lead is None:
+        return None
+    lead.evidence["clipnorm"] = ctx.clipnorm
+    why = (f"clipnorm {ctx.clipnorm:g} caps every SGD step at learning rate × {ctx.clipnorm:g}: far too "
+           f"small to learn (gradients are usually clipped at 0.1-10)")
+    return lead, Action({"optimizer.clipnorm": USUAL_CLIPNORM}, why), _DEAD_RATE_SYMPTOMS | _STUCK_SYMPTOMS
 
 
 def _weight_decay(found, f, ctx, th):

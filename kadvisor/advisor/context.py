@@ -55,6 +55,11 @@ EXTREME_AUGMENTATION = {  # path: (far beyond above this, usual value)
     "data.augment.brightness": (0.5, 0.2), "data.augment.contrast": (0.5, 0.2),
     "data.augment.saturation": (0.5, 0.2), "data.augment.hue": (0.25, 0.05),
 }
+# Clipping every gradient to a norm this small caps SGD's step at lr × clipnorm, far
+# below any useful size (practitioners clip at 0.1-10, usually 1). Adam-family updates
+# are normalised by the gradient's own scale, so clipping hardly shortens their steps.
+TINY_CLIPNORM = 0.01
+USUAL_CLIPNORM = 1.0
 # Label smoothing four times the usual 0.1: the targets are mostly uniform, and the
 # training loss's floor (the entropy of the smoothed targets) nears chance level.
 HEAVY_LABEL_SMOOTHING = 0.4
@@ -80,6 +85,7 @@ class RunContext:
         early_stopping: Patience of early stopping (0 = off).
         weight_decay, dropout, width: Regularisation and capacity settings.
         label_smoothing: ``loss.label_smoothing``.
+        clipnorm: ``optimizer.clipnorm`` (0 = off).
         augment: ``data.augment.*`` factors, dotted path → value (numbers only).
         lr_from_log: The learning rate was read from the log's learning-rate column
             (its peak, so a warm-up does not hide it), not from a recipe.
@@ -102,6 +108,7 @@ class RunContext:
     backbone: str | None = None
     lr_from_log: bool = False
     label_smoothing: float = 0.0
+    clipnorm: float = 0.0
     augment: dict = field(default_factory=dict)
 
     @classmethod
@@ -135,6 +142,7 @@ class RunContext:
             ctx.width = _int(get_path(recipe, "model.width"))
             ctx.backbone = get_path(recipe, "model.backbone")
             ctx.label_smoothing = _number(get_path(recipe, "loss.label_smoothing")) or 0.0
+            ctx.clipnorm = _number(get_path(recipe, "optimizer.clipnorm")) or 0.0
             ctx.augment = {path: value for path in EXTREME_AUGMENTATION
                            if (value := _number(get_path(recipe, path))) is not None}
         if ctx.learning_rate is None and f.lr is not None and C.finite(f.lr).size:
