@@ -214,8 +214,17 @@ def report(rows: list[dict]) -> None:
 
 
 def save_curves(work: str, scenarios: list[Scenario], folder: str = "repair_runs") -> None:
-    """Copies each run's contract files (no model) into ``tests/data/FOLDER/``."""
+    """Copies each run's contract files (no model) into ``tests/data/FOLDER/``.
+
+    ``causes.json`` keeps the entries of scenarios not copied this time, so ``--only``
+    adds runs instead of dropping the others from it.
+    """
     target = os.path.join(ROOT, "tests", "data", folder)
+    index = os.path.join(target, "causes.json")
+    causes = {}
+    if os.path.exists(index):
+        with open(index, encoding="utf-8") as fh:
+            causes = json.load(fh)
     for s in scenarios:
         src = os.path.join(work, slug(s.name), "before")
         if not finished(src):
@@ -224,10 +233,11 @@ def save_curves(work: str, scenarios: list[Scenario], folder: str = "repair_runs
         os.makedirs(dst, exist_ok=True)
         for name in CONTRACT:
             shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
-    with open(os.path.join(target, "causes.json"), "w", encoding="utf-8") as fh:
-        json.dump({slug(s.name): {"cause": s.cause, "expect": list(s.expect), "healthy": s.healthy,
-                                  "base": s.base, "overrides": list(s.overrides)} for s in scenarios},
-                  fh, indent=1)
+    causes.update({slug(s.name): {"cause": s.cause, "expect": list(s.expect), "healthy": s.healthy,
+                                  "base": s.base, "overrides": list(s.overrides)}
+                   for s in scenarios if finished(os.path.join(work, slug(s.name), "before"))})
+    with open(index, "w", encoding="utf-8") as fh:
+        json.dump(causes, fh, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:
