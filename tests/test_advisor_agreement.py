@@ -4,8 +4,8 @@ cross-validated figure (folds by the manifest's ``group``) does not regress.
 
 The curves are a copy of the project's shared labelled set (``tests/data/labelled_curves``,
 provenance in its manifest.csv), so these tests run on every machine. The floors sit a few
-points below today's figures (shipped thresholds 0.763 on all curves; grouped 5-fold CV
-0.752), so a change that makes the advice worse fails here.
+points below today's figures (shipped thresholds 0.767 on all curves; grouped 5-fold CV
+0.756), so a change that makes the advice worse fails here.
 """
 
 import os
@@ -46,7 +46,7 @@ def test_agreement_with_the_readers_on_every_labelled_curve(corpus):
     truth, _, runs = corpus
     pred = {n: advisor_agreement.predict(runs[n]) for n in truth}
     rows, macro = advisor_agreement.score(truth, pred)
-    assert macro >= 0.73, rows
+    assert macro >= 0.74, rows
     f1 = {r[0]: r[4] for r in rows}
     assert f1["overfitting"] >= 0.85 and f1["noisy_validation"] >= 0.75 and f1["val_better_than_train"] >= 0.75
 
@@ -67,7 +67,7 @@ def test_grouped_cross_validation_does_not_regress(corpus, firing):
 
     truth, groups, runs = corpus
     rows, macro, per_fold, _ = advisor_agreement.cross_validate(truth, groups, runs, 5, firing)
-    assert macro >= 0.72, rows
+    assert macro >= 0.73, rows
     assert len(per_fold) == 5
     f1 = {r[0]: r[4] for r in rows}
     # The issue's second bar: no label with 8 or more examples below F1 0.6.
