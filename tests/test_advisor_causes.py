@@ -342,3 +342,27 @@ def test_sgd_with_gradients_clipped_to_almost_nothing_gets_the_clip_raised():
     # Adam normalises each step by the gradient's scale: clipping is not what stalls it.
     adamw = recipe(**{"optimizer.clipnorm": 1e-4})
     assert "optimizer.clipnorm" not in first(diagnose(at_chance(), recipe=adamw, data=digits_data()))[1].patch
+
+
+def test_noisy_validation_of_a_poor_model_stays_a_finding():
+    # Nothing else fired, but 40 % accuracy is not a healthy model read unsteadily.
+    poor = healthy_but_noisy()
+    poor["val_accuracy"] = poor["val_accuracy"] - 0.55
+    poor["accuracy"] = poor["accuracy"] - 0.55
+    d = diagnose(poor, recipe=recipe(), data=with_validation(digits_data()))
+    assert "noisy_validation" in d.labels and not d.healthy
+
+
+def test_augmentation_behind_a_half_learned_training_set_is_named_though_the_loss_fell():
+    # The loss fell by 30 %, so the underfitting rule (which reads the loss) is silent, but
+    # training accuracy ends at 0.4 of 10 classes: the augmentation is why.
+    loss = 1.6 + 0.9 * np.exp(-T / 6)
+    history = {"loss": loss, "val_loss": loss + 0.1 * ZIG, "accuracy": 0.4 - 0.3 * np.exp(-T / 6),
+               "val_accuracy": 0.38 - 0.3 * np.exp(-T / 6) + 0.05 * ZIG}
+    aug = with_augment(recipe(), rotation=0.5)
+    d = diagnose(history, recipe=aug, data=with_validation(digits_data()))
+    finding, action = first(d)
+    assert finding.rule == "underfitting" and "0.40" in finding.summary, d.labels
+    assert action.change == {"data.augment.rotation": [0.5, 0.05]}
+    plain = diagnose(history, recipe=recipe(), data=with_validation(digits_data()))
+    assert not any(a.patch.keys() & {"data.augment.rotation"} for f in plain.findings for a in f.actions)

@@ -57,9 +57,13 @@ from kadvisor.advisor.context import (
     USUAL_LABEL_SMOOTHING,
     RunContext,
 )
+import numpy as np
+
+from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding
 from kadvisor.advisor.readers.run import get_path
+from kadvisor.advisor.rules.setup import near_perfect
 
 # Findings that are symptoms of a broken optimisation: folded into its cause.
 _OPTIMISATION_SYMPTOMS = {"noisy_validation", "underfitting", "plateau", "still_improving",
@@ -114,26 +118,28 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
         # regularisation costs: validation ahead of training and a high training loss are
         # what any regularised model looks like mid-training, so "train longer" leads.
         return _fold((unfinished, unfinished.actions[0], _UNFINISHED_SYMPTOMS), found)
-    return _reading_noise(found, ctx)
+    return _reading_noise(found, f, ctx, th)
 
 
-def _reading_noise(found: list[Finding], ctx: RunContext) -> list[Finding]:
+def _reading_noise(found: list[Finding], f: RunFeatures, ctx: RunContext, th: dict) -> list[Finding]:
     """Noisy validation on a run with nothing else wrong, as a note.
 
-    When the recipe's learning rate is in its optimizer's usual range and no other rule
-    fires, the zig-zag is a small validation set reading a healthy model unsteadily.
+    When the recipe's learning rate is in its optimizer's usual range, no other rule
+    fires and the error left is negligible (`near_perfect`: below ``near_perfect`` of
+    chance error), the zig-zag is a small validation set reading a healthy model unsteadily.
     Every remedy changes what is trained — a larger validation split takes training
     images, a larger batch or a smaller rate change the optimisation — and each cost a
     healthy run about half a point to a point of test accuracy over 12 seeds
     (``benchmarks/noisy_validation_actions.py``), so the advice is to change nothing.
     """
-    if len(found) != 1 or found[0].rule != "noisy_validation" or not ctx.learning_rate_in_range():
+    if (len(found) != 1 or found[0].rule != "noisy_validation" or not ctx.learning_rate_in_range()
+            or near_perfect(f, th) is None):
         return found
     note = found[0]
     images = f"{ctx.val_size} validation images" if ctx.val_size else "the validation set"
     note.severity, note.actions = "info", []
-    note.summary += (f", and nothing else is wrong (learning rate {ctx.learning_rate:g} is in "
-                     f"{ctx.optimizer}'s usual range): {images} read a healthy run unsteadily, so "
+    note.summary += (f", and nothing else is wrong (the error left is small; learning rate "
+                     f"{ctx.learning_rate:g} is in {ctx.optimizer}'s usual range): {images} read a healthy run unsteadily, so "
                      "nothing in training needs to change; a larger data.val_fraction would steady "
                      "the reading but trains on fewer images")
     note.evidence["learning_rate"] = ctx.learning_rate
@@ -305,25 +311,42 @@ def _handicap(found, f, ctx, th):
     """Augmentation or label smoothing far beyond the usual behind a model that cannot
     fit its training set: they make training harder by design, and past these levels
     the training images (or targets) no longer show the class."""
-    lead = _stuck(found, f, ctx) or _first(found, {"underfitting", "val_better_than_train"})
+    extreme = ctx.extreme_augmentation()
+    if not extreme and ctx.label_smoothing < HEAVY_LABEL_SMOOTHING:
+        return None
+    lead = (_stuck(found, f, ctx) or _first(found, {"underfitting", "val_better_than_train"})
+            or _half_learned(f, ctx))
     if lead is None:
         return None
-    extreme = ctx.extreme_augmentation()
     if extreme:
         lead.evidence["augmentation"] = {path: value for path, (value, _) in extreme.items()}
         words = ", ".join(f"{path.rsplit('.', 1)[1]} {value:g}" for path, (value, _) in extreme.items())
         return lead, Action({path: usual for path, (_, usual) in extreme.items()},
                             f"augmentation far beyond the usual ({words}) changes what the training "
                             "images show: the model cannot fit them"), _SLOW_SYMPTOMS | {"stalled"}
-    if ctx.label_smoothing >= HEAVY_LABEL_SMOOTHING:
-        floor = ctx.label_smoothing_floor()
-        lead.evidence["label_smoothing"] = {"value": ctx.label_smoothing, "loss_floor": floor}
-        at = f" (its training loss cannot go below {floor:.3g})" if floor else ""
-        return lead, Action({"loss.label_smoothing": USUAL_LABEL_SMOOTHING},
-                            f"label smoothing {ctx.label_smoothing:g}, far above the usual "
-                            f"{USUAL_LABEL_SMOOTHING:g}, makes the targets almost uniform{at}"), \
-            _SLOW_SYMPTOMS | {"stalled"}
-    return None
+    floor = ctx.label_smoothing_floor()
+    lead.evidence["label_smoothing"] = {"value": ctx.label_smoothing, "loss_floor": floor}
+    at = f" (its training loss cannot go below {floor:.3g})" if floor else ""
+    return lead, Action({"loss.label_smoothing": USUAL_LABEL_SMOOTHING},
+                        f"label smoothing {ctx.label_smoothing:g}, far above the usual "
+                        f"{USUAL_LABEL_SMOOTHING:g}, makes the targets almost uniform{at}"), \
+        _SLOW_SYMPTOMS | {"stalled"}
+
+
+def _half_learned(f: RunFeatures, ctx: RunContext) -> Finding | None:
+    """A new `underfitting` finding when the training accuracy ended with more than half
+    of chance-level error left (a loss that fell a quarter or more can hide it: the
+    underfitting rule reads the loss)."""
+    if not (f.bounded and f.metric and "acc" in f.metric and f.train_err is not None and ctx.chance_accuracy):
+        return None
+    last = C.finite(f.train_err)[-max(2, min(5, f.n // 5)):]
+    chance_error = 1.0 - ctx.chance_accuracy
+    if not last.size or float(np.median(last)) < 0.5 * chance_error:
+        return None
+    accuracy = 1.0 - float(np.median(last))
+    return Finding("underfitting", "warning", 0.8,
+                   f"training {f.metric} ended at {accuracy:.2f} (chance {ctx.chance_accuracy:.2f}): the model "
+                   "has not learned half of its training set", {"train_accuracy": accuracy}, [])
 
 
 def _capacity(found, f, ctx, th):
