@@ -213,11 +213,12 @@ def report(rows: list[dict]) -> None:
     print(f"healthy controls: {counts['controls']}, harmed by the advice: {counts['controls_harmed']}")
 
 
-def save_curves(work: str, scenarios: list[Scenario], folder: str = "repair_runs") -> None:
+def save_curves(work: str, scenarios: list[Scenario], folder: str, known: list[Scenario]) -> None:
     """Copies each run's contract files (no model) into ``tests/data/FOLDER/``.
 
-    ``causes.json`` keeps the entries of scenarios not copied this time, so ``--only``
-    adds runs instead of dropping the others from it.
+    ``causes.json`` keeps the entries of the other scenarios of ``known`` (the set the
+    folder holds), so ``--only`` adds runs instead of dropping the others; entries of
+    scenarios no longer in the set are dropped.
     """
     target = os.path.join(ROOT, "tests", "data", folder)
     index = os.path.join(target, "causes.json")
@@ -225,6 +226,8 @@ def save_curves(work: str, scenarios: list[Scenario], folder: str = "repair_runs
     if os.path.exists(index):
         with open(index, encoding="utf-8") as fh:
             causes = json.load(fh)
+    names = {slug(s.name) for s in known}
+    causes = {name: entry for name, entry in causes.items() if name in names}
     for s in scenarios:
         src = os.path.join(work, slug(s.name), "before")
         if not finished(src):
@@ -258,8 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = list(pool.map(lambda s: run_scenario(s, args.work, phases), scenarios))
     report(rows)
     print(f"({time.perf_counter() - start:.0f} s)")
-    if args.save_curves:
-        save_curves(args.work, scenarios, "repair_runs_held_out" if args.scenarios == "held-out" else "repair_runs")
+    if args.save_curves:  # each scenario into its own set's folder, whatever --scenarios said
+        for folder, known in (("repair_runs", SCENARIOS), ("repair_runs_held_out", HELD_OUT)):
+            chosen = [s for s in scenarios if s in known]
+            if chosen:
+                save_curves(args.work, chosen, folder, known)
     return 0
 
 

@@ -364,5 +364,73 @@ def test_augmentation_behind_a_half_learned_training_set_is_named_though_the_los
     finding, action = first(d)
     assert finding.rule == "underfitting" and "0.40" in finding.summary, d.labels
     assert action.change == {"data.augment.rotation": [0.5, 0.05]}
-    plain = diagnose(history, recipe=recipe(), data=with_validation(digits_data()))
+    plain = diagnose(history, recipe=with_augment(recipe(), rotation=0.05), data=with_validation(digits_data()))
     assert not any(a.patch.keys() & {"data.augment.rotation"} for f in plain.findings for a in f.actions)
+
+
+def test_a_clip_that_hid_a_rate_far_too_high_is_raised_with_the_rate_brought_into_range():
+    # Clipped to 1e-3, SGD at lr 5 takes steps of 5e-3 and learns nothing; loosening the
+    # clip alone would let steps of 5 through.
+    sgd = recipe(**{"optimizer.name": "sgd", "optimizer.learning_rate": 5.0, "optimizer.clipnorm": 1e-3})
+    action = first(diagnose(at_chance(), recipe=sgd, data=digits_data()))[1]
+    assert action.change == {"optimizer.clipnorm": [1e-3, 1.0], "optimizer.learning_rate": [5.0, 0.05]}
+
+
+def diverging(n=N):
+    """Learns for 10 epochs, then the loss blows up to NaN."""
+    loss = np.where(T[:n] < 10, 2.0 - T[:n] / 10, np.where(T[:n] < 14, 10.0 ** (T[:n] - 9), np.nan))
+    acc = np.where(T[:n] < 10, 0.2 + 0.05 * T[:n], 0.1)
+    return {"loss": loss, "val_loss": loss + 0.1, "accuracy": acc, "val_accuracy": acc - 0.02}
+
+
+@pytest.mark.parametrize("paths", [
+    {"optimizer.name": "sgd", "optimizer.learning_rate": 0.05, "optimizer.clipnorm": 1e-4},
+    {"loss.label_smoothing": 0.5},
+])
+def test_a_diverged_run_is_not_blamed_on_clipping_or_smoothing(paths):
+    d = diagnose(diverging(), recipe=recipe(**paths), data=digits_data())
+    finding, action = first(d)
+    assert finding.rule == "diverged"
+    assert not action.patch.keys() & {"optimizer.clipnorm", "loss.label_smoothing"}, action
+
+
+def test_a_diverged_run_is_not_blamed_on_augmentation_or_the_schedule():
+    history = {**diverging(), "lr": 3e-3 * 0.3 ** T}
+    rec = with_augment({**recipe(), "schedule": {"name": "exponential"}}, rotation=0.5)
+    finding, action = first(diagnose(history, recipe=rec, data=digits_data()))
+    assert finding.rule == "diverged"
+    assert not any(p.startswith("data.augment") or p == "schedule.name" for p in action.patch), action
+
+
+def test_saturation_and_hue_are_not_blamed_on_grayscale_images():
+    # Keras's saturation and hue layers act on RGB only; kadvisor skips them otherwise.
+    grey = with_augment({**recipe(), "data": {"balance": "none", "channels": 1}}, saturation=0.6, hue=0.4)
+    assert not any(p.startswith("data.augment") for p in first(
+        diagnose(hardly_fitting(), recipe=grey, data=digits_data()))[1].patch)
+    rgb = with_augment({**recipe(), "data": {"balance": "none", "channels": 3}}, saturation=0.6)
+    assert first(diagnose(hardly_fitting(), recipe=rgb, data=digits_data()))[1].change == {
+        "data.augment.saturation": [0.6, 0.2]}
+
+
+@pytest.mark.parametrize("change", ["stages", "late", "low_start"])
+def test_a_rate_cut_is_read_only_early_after_a_usual_start_and_without_stages(change):
+    history, rec = cut_off(), {**recipe(), "schedule": {"name": "exponential"}}
+    if change == "stages":
+        rec["stages"] = [{"name": "head", "epochs": 5}, {"name": "finetune", "epochs": 25}]
+    elif change == "late":
+        history["lr"] = np.where(T < 20, 3e-3, 3e-7)  # cut in the second half
+    else:
+        history["lr"] = np.full(N, 5e-5) * 0.3 ** T  # started below AdamW's range: not a cut
+    run = from_mapping(history)
+    run.recipe, run.data = rec, digits_data()
+    features = RunFeatures.from_run(run)
+    assert RunContext.from_features(features).rate_cut_early(features) is None
+    history_ok, run_ok = cut_off(), from_mapping(cut_off())
+    run_ok.recipe, run_ok.data = {**recipe(), "schedule": {"name": "exponential"}}, digits_data()
+    ok = RunFeatures.from_run(run_ok)
+    assert RunContext.from_features(ok).rate_cut_early(ok) is not None
+
+
+def test_non_finite_recipe_numbers_are_not_read():
+    d = diagnose(hardly_fitting(), recipe=recipe(**{"loss.label_smoothing": float("nan")}), data=digits_data())
+    assert "loss.label_smoothing" not in first(d)[1].patch

@@ -27,9 +27,10 @@ def _diagnosis(name: str):
 def test_the_saved_runs_cover_both_base_recipes_and_the_controls():
     assert len(MIS_TUNED) >= 20 and len(CONTROLS) >= 3
     assert {CAUSES[n]["base"] for n in MIS_TUNED} == {"recipes/digits.toml", "recipes/digits_few.toml"}
-    for name in CAUSES:
-        assert sorted(os.listdir(os.path.join(ROOT, name))) == ["data.json", "history.csv", "metrics.json",
-                                                                "recipe.toml"]
+    for root, causes in ((ROOT, CAUSES), (HELD_OUT, HELD_OUT_CAUSES)):
+        for name in causes:
+            assert sorted(os.listdir(os.path.join(root, name))) == ["data.json", "history.csv", "metrics.json",
+                                                                    "recipe.toml"], name
 
 
 @pytest.mark.parametrize("name", MIS_TUNED)

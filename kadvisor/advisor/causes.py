@@ -15,18 +15,19 @@ one cause accounts for the worst findings, and if so
 
 The causes, in the order they are checked (the first that applies wins):
 
-1. the learning rate far outside its optimizer's usual range, with a run that is stuck,
+1. SGD with gradients clipped to a norm below 0.01, which caps every step (so the
+   learning rate is not judged on its own);
+2. the learning rate far outside its optimizer's usual range, with a run that is stuck,
    diverging, unstable or crawling;
-2. an exponential or multistep schedule that cut the learning rate far below its
+3. an exponential or multistep schedule that cut the learning rate far below its
    optimizer's range in the first half of the run;
-3. SGD with gradients clipped to a norm below 0.01, which caps every step;
 4. decoupled weight decay that erases each epoch's progress;
 5. a run at chance level with none of the above: data, labels or loss;
 6. training cut short — too few epochs, or early stopping with a patience of 1–2 epochs;
 7. too few optimizer updates per epoch (a batch as large as the training set);
 8. augmentation or label smoothing far beyond the usual behind a model that cannot fit
-   its training set (rotations past a quarter turn, shifts of a third of the image;
-   smoothing of 0.4 or more);
+   its training set (rotation factors above 0.25, i.e. beyond ±90°, shifts above 30 %
+   of the image; smoothing of 0.4 or more);
 9. too little capacity (a built-in CNN a few filters wide) or crushing dropout.
 10. skewed classes (``class_imbalance``) come before curve symptoms;
 11. a run that learns nothing (``stalled``) for no reason the recipe shows: its wobbling
@@ -95,7 +96,7 @@ def explain(found: list[Finding], f: RunFeatures, th: dict, notes: list[Finding]
     promoted = _starved_by_dropout(notes, ctx)
     if promoted is not None:
         found = [*found, promoted]
-    for cause in (_learning_rate, _schedule, _clipping, _weight_decay, _chance, _cut_short, _few_updates, _handicap,
+    for cause in (_clipping, _learning_rate, _schedule, _weight_decay, _chance, _cut_short, _few_updates, _handicap,
                   _capacity):
         lead = cause(found, f, ctx, th)
         if lead is not None:
@@ -205,19 +206,25 @@ def _learning_rate(found, f, ctx, th):
     return lead, Action({"optimizer.learning_rate": float(f"{new:.3g}")}, why), _OPTIMISATION_SYMPTOMS
 
 
+def _not_diverged(lead: Finding | None) -> Finding | None:
+    """``lead`` unless it is a diverged loss: a run that blew up needs its steps made
+    smaller first, whatever else its recipe does (a looser clip would make it worse)."""
+    return None if lead is None or lead.rule == "diverged" else lead
+
+
 def _schedule(found, f, ctx, th):
     cut = ctx.rate_cut_early(f)
     if cut is None:
         return None
     at, rate = cut
     # What a rate cut to nothing does: validation stops moving, training stays high.
-    lead = _stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS)
+    lead = _not_diverged(_stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS))
     if lead is None:
         return None
     schedule = get_path(f.run.recipe, "schedule.name")
     lead.evidence["schedule_cut"] = {"epoch": f.epoch_label(at), "learning_rate": rate}
     why = (f"the {schedule} schedule cut the learning rate to {rate:.2g} by epoch {f.epoch_label(at)}, "
-           f"a tenth of the low end of {ctx.optimizer_words()}'s usual range, in the first half of the run: "
+           f"below a tenth of the low end of {ctx.optimizer_words()}'s usual range, in the first half of the run: "
            "the epochs after it could hardly move the weights; cosine decays over the whole run")
     return lead, Action({"schedule.name": "cosine"}, why), _DEAD_RATE_SYMPTOMS
 
@@ -225,13 +232,17 @@ def _schedule(found, f, ctx, th):
 def _clipping(found, f, ctx, th):
     if ctx.optimizer != "sgd" or not 0 < ctx.clipnorm < TINY_CLIPNORM:
         return None
-    lead = _stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS)
+    lead = _not_diverged(_stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS))
     if lead is None:
         return None
     lead.evidence["clipnorm"] = ctx.clipnorm
     why = (f"clipnorm {ctx.clipnorm:g} caps every SGD step at learning rate × {ctx.clipnorm:g}: far too "
            f"small to learn (gradients are usually clipped at 0.1-10)")
-    return lead, Action({"optimizer.clipnorm": USUAL_CLIPNORM}, why), _DEAD_RATE_SYMPTOMS | _STUCK_SYMPTOMS
+    patch = {"optimizer.clipnorm": USUAL_CLIPNORM}
+    if ctx.learning_rate_verdict() is not None:  # the clip hid a rate outside the range: fix both
+        patch["optimizer.learning_rate"] = ctx.usual_learning_rate()
+        why += f", and the learning rate {ctx.learning_rate:g} is outside SGD's usual range"
+    return lead, Action(patch, why), _DEAD_RATE_SYMPTOMS | _STUCK_SYMPTOMS
 
 
 def _weight_decay(found, f, ctx, th):
@@ -314,8 +325,8 @@ def _handicap(found, f, ctx, th):
     extreme = ctx.extreme_augmentation()
     if not extreme and ctx.label_smoothing < HEAVY_LABEL_SMOOTHING:
         return None
-    lead = (_stuck(found, f, ctx) or _first(found, {"underfitting", "val_better_than_train"})
-            or _half_learned(f, ctx))
+    lead = _not_diverged(_stuck(found, f, ctx) or _first(found, {"underfitting", "val_better_than_train"})
+                         or _half_learned(f, ctx))
     if lead is None:
         return None
     if extreme:
@@ -329,7 +340,7 @@ def _handicap(found, f, ctx, th):
     at = f" (its training loss cannot go below {floor:.3g})" if floor else ""
     return lead, Action({"loss.label_smoothing": USUAL_LABEL_SMOOTHING},
                         f"label smoothing {ctx.label_smoothing:g}, far above the usual "
-                        f"{USUAL_LABEL_SMOOTHING:g}, makes the targets almost uniform{at}"), \
+                        f"{USUAL_LABEL_SMOOTHING:g}, flattens the targets towards uniform{at}"), \
         _SLOW_SYMPTOMS | {"stalled"}
 
 

@@ -47,8 +47,9 @@ SMALL_WIDTH = 4
 FEW_UPDATES = 4
 # Augmentation (Keras preprocessing-layer factors, `data.augment.*`) far beyond what
 # practitioners use, and the usual value to bring it back to. Past these a digit or a
-# letter stops being itself: rotated by more than a quarter turn a 6 is a 9, shifted by
-# a third of the image half of it is gone. Usual values are Keras tutorials' ranges.
+# letter stops being itself: rotated by up to half a turn (factor 0.25 is ±90°) a 6
+# becomes a 9, shifted by 30 % of the image a third of it is gone. Usual values are
+# Keras tutorials' ranges.
 EXTREME_AUGMENTATION = {  # path: (far beyond above this, usual value)
     "data.augment.rotation": (0.25, 0.05), "data.augment.translate": (0.3, 0.1),
     "data.augment.zoom": (0.5, 0.1), "data.augment.noise": (0.3, 0.05),
@@ -60,8 +61,9 @@ EXTREME_AUGMENTATION = {  # path: (far beyond above this, usual value)
 # are normalised by the gradient's own scale, so clipping hardly shortens their steps.
 TINY_CLIPNORM = 0.01
 USUAL_CLIPNORM = 1.0
-# Label smoothing four times the usual 0.1: the targets are mostly uniform, and the
-# training loss's floor (the entropy of the smoothed targets) nears chance level.
+_RGB_ONLY = ("data.augment.saturation", "data.augment.hue")
+# Label smoothing four times the usual 0.1: the targets flatten towards uniform, and
+# the training loss's floor (the entropy of the smoothed targets) climbs towards chance.
 HEAVY_LABEL_SMOOTHING = 0.4
 USUAL_LABEL_SMOOTHING = 0.1
 
@@ -84,7 +86,7 @@ class RunContext:
         epochs_run: Epochs logged.
         early_stopping: Patience of early stopping (0 = off).
         weight_decay, dropout, width: Regularisation and capacity settings.
-        label_smoothing: ``loss.label_smoothing``.
+        label_smoothing, loss_name: ``loss.label_smoothing`` and ``loss.name``.
         clipnorm: ``optimizer.clipnorm`` (0 = off).
         augment: ``data.augment.*`` factors, dotted path → value (numbers only).
         lr_from_log: The learning rate was read from the log's learning-rate column
@@ -108,6 +110,7 @@ class RunContext:
     backbone: str | None = None
     lr_from_log: bool = False
     label_smoothing: float = 0.0
+    loss_name: str | None = None
     clipnorm: float = 0.0
     augment: dict = field(default_factory=dict)
 
@@ -129,8 +132,8 @@ class RunContext:
             ctx.chance_loss, ctx.chance_accuracy = math.log(ctx.classes), 1.0 / ctx.classes
         else:
             ctx._infer_chance(f)
-        ctx.train_size = _int(get_path(data, "splits.train.size"))
-        ctx.val_size = _int(get_path(data, "splits.validation.size"))
+        ctx.train_size = _size(get_path(data, "splits.train.size"))
+        ctx.val_size = _size(get_path(data, "splits.validation.size"))
         if recipe is not None:
             ctx.optimizer = get_path(recipe, "optimizer.name")
             ctx.learning_rate = _number(get_path(recipe, "optimizer.learning_rate"))
@@ -142,9 +145,13 @@ class RunContext:
             ctx.width = _int(get_path(recipe, "model.width"))
             ctx.backbone = get_path(recipe, "model.backbone")
             ctx.label_smoothing = _number(get_path(recipe, "loss.label_smoothing")) or 0.0
+            ctx.loss_name = get_path(recipe, "loss.name")
             ctx.clipnorm = _number(get_path(recipe, "optimizer.clipnorm")) or 0.0
+            # Keras's saturation and hue layers act on RGB only: kadvisor skips them otherwise.
+            rgb = get_path(recipe, "data.channels", 3) == 3
             ctx.augment = {path: value for path in EXTREME_AUGMENTATION
-                           if (value := _number(get_path(recipe, path))) is not None}
+                           if (value := _number(get_path(recipe, path))) is not None
+                           and (rgb or path not in _RGB_ONLY)}
         if ctx.learning_rate is None and f.lr is not None and C.finite(f.lr).size:
             ctx.learning_rate, ctx.lr_from_log = float(np.max(C.finite(f.lr))), True
         return ctx
@@ -253,8 +260,11 @@ class RunContext:
 
     def label_smoothing_floor(self) -> float | None:
         """The lowest training cross-entropy label smoothing allows: the entropy of the
-        smoothed targets (true class 1 - s + s/K, every other s/K), given K classes."""
+        smoothed targets (true class 1 - s + s/K, every other s/K), given K classes.
+        None for focal loss, whose value is not a cross-entropy."""
         k, s = self.classes, self.label_smoothing
+        if self.loss_name == "focal":
+            return None
         if not k or not 0 < s < 1:
             return None
         true, other = 1 - s + s / k, s / k
@@ -290,8 +300,19 @@ class RunContext:
 
 
 def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite number, else None (a recipe or data.json may hold anything)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _int(value) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    """A whole number (``1150`` or ``1150.0``), else None."""
+    number = _number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def _size(value) -> int | None:
+    """A count of images: a whole number above 0, else None."""
+    number = _int(value)
+    return number if number is not None and number > 0 else None

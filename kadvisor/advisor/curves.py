@@ -223,8 +223,10 @@ def noise_ratio(values: np.ndarray) -> float:
     x = finite(values)
     if x.size < 5:
         return 0.0
-    span = max(visible_range(x), 0.1 * float(np.median(np.abs(x))))
-    return zigzag_rms(x) / span if span > 0 else 0.0
+    with np.errstate(all="ignore"):  # |x| near the float limit overflows the median
+        span = max(visible_range(x), 0.1 * float(np.median(np.abs(x))))
+        out = zigzag_rms(x) / span if span > 0 else 0.0
+    return out if np.isfinite(out) else 0.0
 
 
 def window_change(values: np.ndarray, k: int) -> float:
