@@ -71,8 +71,10 @@ def test_healthy_controls_get_no_change_at_all(name):
 
 # Held out: runs written after the rules (other magnitudes, seed 11), never used to
 # refine them (`advice_repairs.py --scenarios held-out`). Scored as a whole, as the
-# benchmark is: the first action named the cause in 20 of 21 (a 512 batch that still
-# reached 0.97 looks healthy); the floor sits one below.
+# benchmark is: on these saved runs the first action names the cause in 23 of 27 (a 512
+# batch and a multistep schedule on full digits that still reached 0.97-0.99 look
+# healthy; rotations of 0.3 with 70 % zoom get "train longer" while validation still
+# improves); the floor sits one below.
 HELD_OUT = os.path.join(os.path.dirname(__file__), "data", "repair_runs_held_out")
 HELD_OUT_CAUSES = json.load(open(os.path.join(HELD_OUT, "causes.json"), encoding="utf-8"))
 
@@ -89,4 +91,4 @@ def test_held_out_runs_the_first_action_names_the_cause_and_controls_are_left_al
         else:
             missed.append((name, first))
     mis_tuned = sum(not c["healthy"] for c in HELD_OUT_CAUSES.values())
-    assert mis_tuned == 21 and named >= 19, missed
+    assert mis_tuned == 27 and named >= 22, missed
