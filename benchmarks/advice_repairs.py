@@ -16,7 +16,10 @@ refine them):
 Scored on the fixed test split: *repaired* = test error down by at least
 max(1 point, 20 % of the error), *harmed* = up by at least 1 point. A healthy control the
 advisor leaves alone (no finding) keeps its error. Prints the table (scenario, cause,
-findings, applied action, test accuracy before / advised / random) and the rates.
+findings, applied action, test accuracy before / advised / random) and the rates, and the
+rate among the runs the mis-tuning really hurt (at least a point below the healthy
+controls of their base recipe in the same run: refits vary, and some mis-tunings leave a
+saturated recipe at 0.99, where nothing can be repaired).
 
 Runs are kept in ``--work`` (default ``benchmarks/out/repairs``) and reused: a second
 invocation fits only what is missing, so ``--phase advised`` after changing the rules
@@ -211,6 +214,30 @@ def report(rows: list[dict]) -> None:
           f"{counts['named']}; random change repaired {counts['random_repaired']} "
           f"({100 * counts['random_repaired'] / n:.0f}%), harmed {counts['random_harmed']}")
     print(f"healthy controls: {counts['controls']}, harmed by the advice: {counts['controls_harmed']}")
+    hurt = really_hurt(rows)
+    if hurt is not None:
+        fixed = sum(verdict(r["before"], r["advised"]) == "repaired" for r in hurt)
+        print(f"of the {len(hurt)} mis-tuned runs at least 1 point below their base's healthy controls "
+              f"(something to repair): first action repaired {fixed} ({100 * fixed / max(len(hurt), 1):.0f}%)")
+
+
+def really_hurt(rows: list[dict]) -> list[dict] | None:
+    """The mis-tuned rows whose test accuracy is at least a point below the mean of the
+    healthy controls on the same base recipe in this run; None without such controls.
+
+    A mis-tuning that did not hurt (AdamW at 0.5 still reaching 0.99) leaves nothing to
+    repair, so "repaired" cannot happen there whatever the advice.
+    """
+    done = [r for r in rows if "advised" in r and math.isfinite(r["before"])]
+    control = {}
+    for r in done:
+        if r["healthy"]:
+            control.setdefault(by_name(r["name"]).base, []).append(r["before"])
+    if not control:
+        return None
+    level = {base: sum(v) / len(v) for base, v in control.items()}
+    return [r for r in done if not r["healthy"] and by_name(r["name"]).base in level
+            and r["before"] <= level[by_name(r["name"]).base] - 0.01]
 
 
 def save_curves(work: str, scenarios: list[Scenario], folder: str, known: list[Scenario]) -> None:
