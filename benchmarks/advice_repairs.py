@@ -1,12 +1,11 @@
-"""Does the advisor's first action repair a mis-tuned run?  (slow: ~1 h on 2 CPU cores)
+"""Does the advisor's first action repair a mis-tuned run?  (slow: ~30 min on 2 CPU cores)
 
     python benchmarks/advice_repairs.py [--work DIR] [--jobs 2] [--only NAME ...]
                                         [--phase before|random|advised|report] [--save-curves]
                                         [--scenarios shipped|held-out]
 
-For every scenario of ``benchmarks/repair_scenarios.py`` (24 runs with one known cause,
-3 healthy controls; ``--scenarios held-out``: 21 + 3 written after the rules, never used to
-refine them):
+For every scenario of ``benchmarks/repair_scenarios.py`` (30 runs with one known cause,
+3 healthy controls; ``--scenarios held-out``: 27 + 3 never used to refine them):
 
 1. *before*: fit the mis-tuned recipe;
 2. *advised*: ``kadvisor diagnose RUN --apply next.toml`` (the first action), fit next.toml;
