@@ -65,10 +65,13 @@ def test_unfreeze_backbone_stays_quiet_when_it_does_not_apply():
     rising = curves(stage=["head"] * N)
     rising["val_loss"] = np.linspace(2.0, 0.5, N)
     assert "unfreeze_backbone" not in diagnose(rising, recipe=HEAD_ONLY).labels
-    # already near-perfect on the test split (metrics.json of a run directory)
+    # already near-perfect on validation (the saved model's, metrics.json of a run directory)
     run = from_mapping(curves(stage=["head"] * N))
-    run.metrics = {"test": {"accuracy": 0.999}}
+    run.metrics = {"best": {"val_accuracy": 0.999}}
     assert "unfreeze_backbone" not in diagnose(run, recipe=HEAD_ONLY, data=data_json({"a": 50, "b": 50})).labels
+    # ... but never on the test split: advice chosen on it would be scored on it
+    run.metrics = {"test": {"accuracy": 0.999}}
+    assert "unfreeze_backbone" in diagnose(run, recipe=HEAD_ONLY, data=data_json({"a": 50, "b": 50})).labels
 
 
 def test_unfreeze_backbone_from_history_alone():

@@ -145,7 +145,7 @@ class AdvisorSection:
         "this", gt(0),
     )
     near_perfect: float = option(
-        0.05, "recipe/data rules stay quiet when the run's test (or best validation) error "
+        0.05, "recipe/data rules stay quiet when the run's validation error (its saved model's, else its best epoch's) "
         "is below this fraction of chance-level error", between(0, 1),
     )
     fine_grained_classes: int = option(

@@ -140,20 +140,22 @@ TRANSFER_BACKBONE = "resnet50"
 
 
 def achieved_error(f: RunFeatures) -> float | None:
-    """The run's error on held-out data as a fraction of chance-level error.
+    """The run's error on validation data as a fraction of chance-level error.
 
-    0 is perfect, 1 is guessing. Read from the test accuracy in ``metrics.json`` when
-    present, else from the best epoch of the validation metric (a [0, 1] accuracy-like
-    metric only); None when neither is known.
+    0 is perfect, 1 is guessing. Read from the validation accuracy of the model the run
+    saved (``metrics.json`` ``best``, the epoch ``train.monitor`` chose) when present, else
+    from the best epoch of the validation metric (a [0, 1] accuracy-like metric only);
+    None when neither is known. Never from the test split: advice that read it would be
+    chosen on the data it is scored on.
     """
     classes = num_classes(f)
     if not classes or classes < 2:
         return None
     acc = None
-    test = get_path(f.run.metrics, "test") or {}
-    for key in ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy"):
-        if isinstance(test.get(key), (int, float)):
-            acc = float(test[key])
+    saved = get_path(f.run.metrics, "best") or {}
+    for key in ("val_accuracy", "val_acc", "val_categorical_accuracy", "val_sparse_categorical_accuracy"):
+        if isinstance(saved.get(key), (int, float)) and not isinstance(saved.get(key), bool):
+            acc = float(saved[key])
             break
     if acc is None and f.bounded and f.val_err is not None and "acc" in (f.metric or ""):
         finite = C.finite(f.val_err)
