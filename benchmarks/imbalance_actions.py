@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from advice_repairs import fit_one, test_accuracy  # noqa: E402
 from repair_scenarios import DIGITS, FEW  # noqa: E402
+from seed_arms import fit_arms, print_arms  # noqa: E402
 
 ARMS = {
     "as is": (),
@@ -43,26 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imbalance", type=float, default=0.05)
     args = parser.parse_args(argv)
     bases = {"digits": DIGITS, "few": FEW}
-    jobs = [(base, arm, seed) for base in bases for arm in ARMS for seed in args.seeds]
-
-    def one(job):
-        base, arm, seed = job
-        run_dir = os.path.join(args.work, f"{base}-{arm.replace(' ', '_')}-s{seed}")
-        overrides = [f"seed={seed}", f"data.imbalance={args.imbalance}", *ARMS[arm]]
-        return job, test_accuracy(fit_one(os.path.join(ROOT, bases[base]), overrides, run_dir))
-
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = dict(pool.map(one, jobs))
-    for base in bases:
+    for base, recipe in bases.items():
+        results = fit_arms(os.path.join(ROOT, recipe), ARMS, args.seeds, args.work, args.jobs,
+                           (f"data.imbalance={args.imbalance}",), prefix=f"{base}-")
         print(f"\n{base} (data.imbalance={args.imbalance})")
-        print(f"{'arm':14s} " + " ".join(f"{'s' + str(s):>6s}" for s in args.seeds)
-              + "   mean  change  up>=1pt  down>=1pt")
-        for arm in ARMS:
-            row = [results[base, arm, s] for s in args.seeds]
-            deltas = [results[base, arm, s] - results[base, "as is", s] for s in args.seeds]
-            print(f"{arm:14s} " + " ".join(f"{a:6.3f}" for a in row)
-                  + f"  {sum(row) / len(row):6.3f}  {100 * sum(deltas) / len(deltas):+5.2f}"
-                  + f"  {sum(d >= 0.01 for d in deltas):7d}  {sum(d <= -0.01 for d in deltas):9d}")
+        print_arms(results, ARMS, args.seeds, width=14)
     return 0
 
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from advice_repairs import fit_one, test_accuracy  # noqa: E402
 from repair_scenarios import FEW  # noqa: E402
+from seed_arms import fit_arms, print_arms  # noqa: E402
 
 ARMS = {
     "as is": (),
@@ -39,23 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 13)))
     args = parser.parse_args(argv)
-    jobs = [(arm, seed) for arm in ARMS for seed in args.seeds]
-
-    def one(job):
-        arm, seed = job
-        run_dir = os.path.join(args.work, f"{arm.replace(' ', '_')}-s{seed}")
-        return job, test_accuracy(fit_one(os.path.join(ROOT, FEW), [f"seed={seed}", *ARMS[arm]], run_dir))
-
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = dict(pool.map(one, jobs))
-    print(f"{'arm':24s} " + " ".join(f"{'s' + str(s):>6s}" for s in args.seeds)
-          + "   mean  change  up>=1pt  down>=1pt")
-    for arm in ARMS:
-        row = [results[arm, s] for s in args.seeds]
-        deltas = [results[arm, s] - results["as is", s] for s in args.seeds]
-        print(f"{arm:24s} " + " ".join(f"{a:6.3f}" for a in row)
-              + f"  {sum(row) / len(row):6.3f}  {100 * sum(deltas) / len(deltas):+5.2f}"
-              + f"  {sum(d >= 0.01 for d in deltas):7d}  {sum(d <= -0.01 for d in deltas):9d}")
+    results = fit_arms(os.path.join(ROOT, FEW), ARMS, args.seeds, args.work, args.jobs)
+    print_arms(results, ARMS, args.seeds)
     return 0
 
 

@@ -46,6 +46,9 @@ Without a recipe only what the curves make evident is used (a loss at ln K).
 
 from __future__ import annotations
 
+import numpy as np
+
+from kadvisor.advisor import curves as C
 from kadvisor.advisor.context import (
     CRUSHING_DECAY,
     EXTREME_DROPOUT,
@@ -58,9 +61,6 @@ from kadvisor.advisor.context import (
     USUAL_LABEL_SMOOTHING,
     RunContext,
 )
-import numpy as np
-
-from kadvisor.advisor import curves as C
 from kadvisor.advisor.features import RunFeatures
 from kadvisor.advisor.findings import Action, Finding
 from kadvisor.advisor.readers.run import get_path
@@ -212,13 +212,18 @@ def _not_diverged(lead: Finding | None) -> Finding | None:
     return None if lead is None or lead.rule == "diverged" else lead
 
 
+def _dead_rate_lead(found, f, ctx) -> Finding | None:
+    """The finding that shows steps too small to move the weights (stuck, or validation
+    no longer moving while training stays high), never a diverged one."""
+    return _not_diverged(_stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS))
+
+
 def _schedule(found, f, ctx, th):
     cut = ctx.rate_cut_early(f)
     if cut is None:
         return None
     at, rate = cut
-    # What a rate cut to nothing does: validation stops moving, training stays high.
-    lead = _not_diverged(_stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS))
+    lead = _dead_rate_lead(found, f, ctx)
     if lead is None:
         return None
     schedule = get_path(f.run.recipe, "schedule.name")
@@ -232,7 +237,7 @@ def _schedule(found, f, ctx, th):
 def _clipping(found, f, ctx, th):
     if ctx.optimizer != "sgd" or not 0 < ctx.clipnorm < TINY_CLIPNORM:
         return None
-    lead = _not_diverged(_stuck(found, f, ctx) or _first(found, _DEAD_RATE_SYMPTOMS))
+    lead = _dead_rate_lead(found, f, ctx)
     if lead is None:
         return None
     lead.evidence["clipnorm"] = ctx.clipnorm

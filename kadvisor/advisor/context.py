@@ -263,9 +263,7 @@ class RunContext:
         smoothed targets (true class 1 - s + s/K, every other s/K), given K classes.
         None for focal loss, whose value is not a cross-entropy."""
         k, s = self.classes, self.label_smoothing
-        if self.loss_name == "focal":
-            return None
-        if not k or not 0 < s < 1:
+        if self.loss_name == "focal" or not k or not 0 < s < 1:
             return None
         true, other = 1 - s + s / k, s / k
         return float(-(true * math.log(true) + (k - 1) * other * math.log(other)))
